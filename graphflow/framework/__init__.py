@@ -1,0 +1,1 @@
+"""Graph core: dtypes, static shapes, errors, Graph/Operation/Tensor, name scopes."""

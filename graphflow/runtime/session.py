@@ -1,0 +1,244 @@
+"""Session: runs fetches of a graph with feeds, keeping variables across runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from graphflow.framework import errors
+from graphflow.framework.graph import Graph, Tensor, get_default_graph
+from graphflow.ops.constant_op import to_numpy
+from graphflow.runtime.fetches import flatten_fetches, split_targets
+from graphflow.runtime.reference import ReferenceExecutable, RunState
+
+BACKENDS = ("reference",)
+
+_default_sessions = threading.local()
+
+
+def _session_stack() -> list[Session]:
+    s = getattr(_default_sessions, "stack", None)
+    if s is None:
+        s = _default_sessions.stack = []
+    return s
+
+
+def get_default_session() -> Session | None:
+    """The innermost session of ``with sess.as_default()`` (or ``with Session()``)."""
+    stack = _session_stack()
+    return stack[-1] if stack else None
+
+
+def _session_for(session: Session | None, graph: Graph) -> Session:
+    s = session or get_default_session()
+    if s is None:
+        raise ValueError("Cannot evaluate tensor using `eval()`: No default session is "
+                         "registered. Use `with sess.as_default()` or pass session=sess.")
+    if s.graph is not graph:
+        raise ValueError("Cannot use the given session to evaluate tensor: the tensor's graph "
+                         "is different from the session's graph.")
+    return s
+
+
+class Session:
+    """Runs operations of a graph (TF1's ``tf.Session``).
+
+    Args:
+      target: accepted for TF1 compatibility; must be empty.
+      graph: the graph to run (default: the default graph).
+      config: accepted for TF1 compatibility (``gf.ConfigProto``).
+      backend: ``"reference"`` evaluates op by op with NumPy.
+      device: where compiled backends run; unused by the reference backend.
+
+    Raises:
+      ValueError: for an unknown backend.
+    """
+
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
+                 backend: str = "reference", device: str | None = None) -> None:
+        if target:
+            raise ValueError(f"graphflow runs in-process; target must be empty, got {target!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        self._graph = graph or get_default_graph()
+        self._config = config
+        self._backend = backend
+        self._device = device
+        self._state = RunState()
+        self._closed = False
+        self._lock = threading.RLock()
+        self._cache: dict[Any, ReferenceExecutable] = {}
+        self._default_ctx: list[Any] = []
+
+    # --- properties & lifecycle -----------------------------------------
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def sess_str(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        """Frees the session's state; later runs raise RuntimeError."""
+        self._closed = True
+        self._state = RunState()
+        self._cache.clear()
+
+    def __enter__(self) -> Session:
+        g_ctx = self._graph.as_default()
+        s_ctx = self.as_default()
+        g_ctx.__enter__()
+        s_ctx.__enter__()
+        self._default_ctx.append((g_ctx, s_ctx))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        g_ctx, s_ctx = self._default_ctx.pop()
+        s_ctx.__exit__(*exc)
+        g_ctx.__exit__(*exc)
+        self.close()
+
+    def as_default(self) -> Any:
+        """A context manager making this the default session for ``Tensor.eval``."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            stack = _session_stack()
+            stack.append(self)
+            try:
+                yield self
+            finally:
+                if stack and stack[-1] is self:
+                    stack.pop()
+
+        return ctx()
+
+    # --- running --------------------------------------------------------
+    def run(self, fetches: Any, feed_dict: dict | None = None, options: Any = None,
+            run_metadata: Any = None) -> Any:
+        """Runs the ops needed for ``fetches`` and returns their values.
+
+        Args:
+          fetches: a Tensor, Operation, Variable, name, or nested list/tuple/
+            namedtuple/dict of them. Operations give None.
+          feed_dict: maps tensors (any tensor, not only placeholders), their
+            names, or Variables' tensors to values that replace them.
+          options, run_metadata: accepted for TF1 compatibility.
+
+        Returns:
+          NumPy values with the structure of ``fetches``.
+
+        Raises:
+          RuntimeError: if the session is closed or its graph is empty.
+          TypeError / ValueError: for bad fetches or feed keys/values.
+          errors.InvalidArgumentError: a placeholder not fed, or an op failing.
+          errors.FailedPreconditionError: an uninitialized variable read.
+        """
+        if self._closed:
+            raise RuntimeError("Attempted to use a closed Session.")
+        elements, rebuild = flatten_fetches(self._graph, fetches)
+        feeds = self._convert_feeds(feed_dict)
+        tensors, targets = split_targets(elements)
+        key = (tuple(id(t) for t in tensors), tuple(id(o) for o in targets),
+               tuple(sorted(id(t) for t in feeds)), self._graph.version)
+        with self._lock:
+            exe = self._cache.get(key)
+            if exe is None:
+                exe = ReferenceExecutable(tensors, targets, list(feeds))
+                if len(self._cache) > 256:
+                    self._cache.clear()
+                self._cache[key] = exe
+            values = exe.run(feeds, self._state)
+        by_el: dict[int, Any] = {}
+        for t, v in zip(tensors, values):
+            by_el[id(t)] = _to_result(v)
+        flat = [by_el.get(id(e)) for e in elements]
+        return rebuild(flat)
+
+    def _convert_feeds(self, feed_dict: dict | None) -> dict[Tensor, np.ndarray]:
+        out: dict[Tensor, np.ndarray] = {}
+        if not feed_dict:
+            return out
+        if not isinstance(feed_dict, dict):
+            raise TypeError(f"feed_dict must be a dict, got {type(feed_dict).__name__}")
+        for key, value in feed_dict.items():
+            try:
+                t = self._graph.as_graph_element(key, allow_tensor=True, allow_operation=False)
+            except (TypeError, ValueError, KeyError) as e:
+                raise TypeError(f"Cannot interpret feed_dict key {key!r} as a Tensor: "
+                                f"{e.args[0] if e.args else e}") from None
+            if t.op.type == "VariableV2":
+                raise errors.GraphValueError(
+                    None, t.op, f"Cannot feed variable {t.op.name} directly; feed its value "
+                                f"tensor {t.op.name}/read:0 or use Variable.load")
+            if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
+                raise TypeError(f"The value of a feed cannot be a graphflow Tensor ({key!r}). "
+                                "Acceptable feed values are Python scalars, lists and NumPy "
+                                "arrays.")
+            try:
+                arr = to_numpy(value, t.dtype)
+            except TypeError as e:
+                raise errors.GraphTypeError(
+                    None, t.op, f"Cannot feed a value to tensor {t.name} of dtype "
+                                f"{t.dtype.name}: {e}") from None
+            if not t.shape.is_compatible_with(arr.shape):
+                raise errors.GraphValueError(
+                    None, t.op, f"Cannot feed value of shape {arr.shape} for Tensor "
+                                f"'{t.name}', which has shape '{t.shape}'")
+            # Copy: the run must not see later changes to the caller's array, nor change it.
+            out[t] = np.array(arr, copy=True)
+        return out
+
+    def make_callable(self, fetches: Any, feed_list: Sequence[Any] | None = None,
+                      accept_options: bool = False) -> Callable[..., Any]:
+        """A function ``f(*feed_values)`` that runs ``fetches`` with ``feed_list`` fed."""
+        feed_list = list(feed_list or [])
+
+        def call(*args: Any, **kw: Any) -> Any:
+            if len(args) != len(feed_list):
+                raise ValueError(f"Expected {len(feed_list)} feed values, got {len(args)}")
+            return self.run(fetches, dict(zip(feed_list, args)))
+
+        return call
+
+    def _load_variable(self, variable: Any, value: Any) -> None:
+        arr = to_numpy(value, variable.dtype)
+        if not variable.shape.is_compatible_with(arr.shape):
+            raise ValueError(f"Cannot load a value of shape {arr.shape} into variable "
+                             f"{variable.op.name} of shape {variable.shape}")
+        with self._lock:
+            self._state.variables[variable.op.name] = np.array(arr, copy=True)
+
+    def list_devices(self) -> list[str]:
+        return ["/device:CPU:0"]
+
+
+class InteractiveSession(Session):
+    """A Session that makes itself the default on creation (TF1's ``tf.InteractiveSession``)."""
+
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
+                 backend: str = "reference", device: str | None = None) -> None:
+        super().__init__(target, graph, config, backend, device)
+        self._ctx = self.as_default()
+        self._ctx.__enter__()
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "_ctx", None) is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+
+def _to_result(v: Any) -> Any:
+    arr = np.array(v, copy=True)
+    if arr.ndim == 0:
+        return arr[()]
+    return arr

@@ -1,0 +1,46 @@
+"""Shared test setup: a fresh default graph per test, hypothesis profiles, run helpers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import graphflow as gf
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True)
+settings.register_profile(
+    "dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("GRAPHFLOW_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_graph():
+    gf.reset_default_graph()
+    yield
+    gf.reset_default_graph()
+
+
+def run(fetches, feed_dict=None, graph=None):
+    """Runs ``fetches`` in a fresh reference Session (variables initialized first)."""
+    with gf.Session(graph=graph, backend="reference") as sess:
+        init = sess.graph.get_collection(gf.GraphKeys.GLOBAL_VARIABLES)
+        if init:
+            sess.run(gf.variables_initializer(init))
+        return sess.run(fetches, feed_dict)
+
+
+def assert_same(actual, expected, rtol=1e-6, atol=0.0):
+    """Values, dtype and shape must match NumPy's; NaN matches NaN."""
+    expected = np.asarray(expected)
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+    if expected.dtype.kind in "biu":
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
