@@ -4,12 +4,12 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
+from graphflow import nn  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
     DType,
     as_dtype,
-    bool_ as bool,  # noqa: A004 - TF1 name
     double,
     float16,
     float32,
@@ -20,6 +20,9 @@ from graphflow.framework.dtypes import (
     int32,
     int64,
     uint8,
+)
+from graphflow.framework.dtypes import (
+    bool_ as bool,  # noqa: A004 - TF1 name
 )
 from graphflow.framework.graph import (
     Graph,
@@ -32,6 +35,7 @@ from graphflow.framework.graph import (
     reset_default_graph,
 )
 from graphflow.framework.tensor_shape import Dimension, TensorShape, dimension_value
+from graphflow.ops.array_ops import *  # noqa: F401,F403
 from graphflow.ops.array_ops import (
     concat,
     expand_dims,
@@ -50,7 +54,6 @@ from graphflow.ops.array_ops import (
     zeros,
     zeros_like,
 )
-from graphflow.ops.array_ops import *  # noqa: F401,F403
 from graphflow.ops.constant_op import constant, placeholder, placeholder_with_default
 from graphflow.ops.control_flow_ops import group, no_op, tuple  # noqa: A004
 from graphflow.ops.indexing_ops import *  # noqa: F401,F403
@@ -149,8 +152,6 @@ from graphflow.ops.state_ops import (
     variables_initializer,
 )
 from graphflow.runtime.session import InteractiveSession, Session, get_default_session
-
-from graphflow import nn  # noqa: E402,I001
 
 sub = subtract
 mul = multiply

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from graphflow.framework import dtypes as _dt
 from graphflow.framework import errors, op_def, source
@@ -515,8 +516,11 @@ class Graph:
             if obj.graph is not self:
                 raise ValueError(f"Operation {obj.name} is not an element of this graph.")
             return obj
-        raise TypeError(f"Can not convert a {type(obj).__name__} into a "
-                        f"{'Tensor or Operation' if allow_tensor and allow_operation else 'Tensor' if allow_tensor else 'Operation'}.")
+        if allow_tensor and allow_operation:
+            wanted = "Tensor or Operation"
+        else:
+            wanted = "Tensor" if allow_tensor else "Operation"
+        raise TypeError(f"Can not convert a {type(obj).__name__} into a {wanted}.")
 
     # --- collections ----------------------------------------------------
     def add_to_collection(self, name: str, value: Any) -> None:

@@ -8,7 +8,8 @@ kernel expression. Backends look ops up here by type string.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from graphflow.framework import errors
 

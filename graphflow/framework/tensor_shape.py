@@ -6,7 +6,8 @@ rank (a tuple of dimensions) or an unknown rank.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 
 class Dimension:

@@ -39,12 +39,14 @@ def _infer_np_dtype(value: Any) -> np.dtype:
     raise TypeError(f"Unsupported value {value!r} (NumPy dtype {arr.dtype})")
 
 
-def to_numpy(value: Any, dtype: _dt.DType | None) -> np.ndarray:
+def to_numpy(value: Any, dtype: _dt.DType | None, python_floats_to_int: bool = False
+             ) -> np.ndarray:
     """Converts a Python/NumPy value to an array of ``dtype`` without losing data.
 
     Raises:
-      TypeError: if the value does not fit the dtype (a float or out-of-range
-        int into an int type, a number into bool, ...), as TF1 does.
+      TypeError: if the value does not fit the dtype (a non-integral or, unless
+        ``python_floats_to_int``, any Python float, or an out-of-range int into an
+        int type, a number into bool, ...), as TF1 does.
     """
     try:
         src = np.asarray(value)
@@ -64,10 +66,11 @@ def to_numpy(value: Any, dtype: _dt.DType | None) -> np.ndarray:
     elif k == "b" and tk != "b":
         bad = "a bool cannot become a number"
     elif tk in "iu" and k == "f":
-        if not isinstance(value, (np.ndarray, np.generic)) or not np.all(np.isfinite(src)) or \
-                not np.all(np.equal(np.floor(src), src)):
-            bad = "it is not integral" if isinstance(value, (np.ndarray, np.generic)) else \
-                "Python floats do not convert to integer tensors"
+        from_numpy = isinstance(value, (np.ndarray, np.generic)) or python_floats_to_int
+        if not from_numpy:
+            bad = "Python floats do not convert to integer tensors"
+        elif not np.all(np.isfinite(src)) or not np.all(np.equal(np.floor(src), src)):
+            bad = "it is not integral"
         src = src.astype(np.float64)
     if bad is None and tk in "iu" and src.size:
         info = np.iinfo(target)

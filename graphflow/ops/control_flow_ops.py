@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from graphflow.framework.graph import Operation, _as_op, get_default_graph
 from graphflow.framework.op_def import OpDef, register

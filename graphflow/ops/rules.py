@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from graphflow.framework import dtypes as _dt
 from graphflow.framework.op_def import dtype_error, shape_error

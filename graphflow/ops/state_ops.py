@@ -145,8 +145,8 @@ def _assign(op_type: str, default: str, ref: Any, value: Any, name: str | None,
         return make(op_type, [r, v], {"use_locking": False, **(attrs or {})}, name=scope)
 
 
-def assign(ref: Any, value: Any, validate_shape: bool | None = None, use_locking: bool | None = None,
-           name: str | None = None) -> Tensor:
+def assign(ref: Any, value: Any, validate_shape: bool | None = None,
+           use_locking: bool | None = None, name: str | None = None) -> Tensor:
     """Assigns ``value`` to variable ``ref`` (TF1's ``tf.assign``).
 
     Args:
@@ -171,7 +171,8 @@ def assign_add(ref: Any, value: Any, use_locking: bool | None = None,
 
 def assign_sub(ref: Any, value: Any, use_locking: bool | None = None,
                name: str | None = None) -> Tensor:
-    """Subtracts ``value`` from variable ``ref`` (TF1's ``tf.assign_sub``); returns the new value."""
+    """Subtracts ``value`` from variable ``ref`` (TF1's ``tf.assign_sub``); returns the new
+    value."""
     return _assign("AssignSub", "AssignSub", ref, value, name)
 
 
@@ -298,12 +299,14 @@ class Variable:
             return make("Identity", [self._variable], name=scope)
 
     def initialized_value(self) -> Tensor:
-        """The value, initializing the variable first if needed (for other initial values)."""
-        from graphflow.ops.math_ops import where_v2
+        """The value after running this variable's initializer (for other initial values).
 
-        with self._graph.control_dependencies(None):
-            inited = make("IsVariableInitialized", [self._variable])
-            return where_v2(inited, self.read_value(), self._initial_value)
+        As in TF1 before ``cond`` existed there, the read depends on the initializer;
+        within one run the initializer runs once, shared by every reader.
+        """
+        with self._graph.control_dependencies(None), \
+                self._graph.control_dependencies([self._initializer_op]):
+            return self.read_value()
 
     def assign(self, value: Any, use_locking: bool = False, name: str | None = None,
                read_value: bool = True) -> Any:

@@ -6,6 +6,7 @@ clarity and exact NumPy semantics over speed.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import numpy as np
@@ -18,38 +19,49 @@ from graphflow.ops.state_ops import VarRef
 def execution_order(targets: list[Operation], fed: set[Tensor]) -> list[Operation]:
     """Ops needed for ``targets`` in dependency order, not running producers of fed tensors.
 
+    Among ops that are ready, ops writing a variable (``ref_inputs``) run last, so a
+    read that does not depend on a write sees the value from before the run's
+    writes: fetching ``[train_op, loss]`` gives the loss before the update, as TF1.
+
     Raises:
       errors.InvalidArgumentError: if the needed subgraph has a cycle.
     """
-    order: list[Operation] = []
-    state: dict[Operation, int] = {}  # 1 = on the stack, 2 = done
-    for root in targets:
-        if state.get(root) == 2:
+    needed: dict[Operation, list[Operation]] = {}
+    stack = list(targets)
+    while stack:
+        op = stack.pop()
+        if op in needed:
             continue
-        stack: list[tuple[Operation, bool]] = [(root, False)]
-        while stack:
-            op, expanded = stack.pop()
-            if expanded:
-                state[op] = 2
-                order.append(op)
-                continue
-            s = state.get(op)
-            if s == 2:
-                continue
-            if s == 1:
-                raise errors.InvalidArgumentError(None, op, f"Graph has a cycle through {op.name}")
-            state[op] = 1
-            stack.append((op, True))
-            deps = [c for c in op._control_inputs]
-            deps += [t.op for t in op._inputs if t not in fed]
-            for d in reversed(deps):
-                ds = state.get(d)
-                if ds == 1:
-                    raise errors.InvalidArgumentError(
-                        None, op, f"Graph has a cycle through {d.name} and {op.name}")
-                if ds is None:
-                    stack.append((d, False))
+        deps = list(dict.fromkeys(
+            [t.op for t in op._inputs if t not in fed] + list(op._control_inputs)))
+        needed[op] = deps
+        stack.extend(d for d in deps if d not in needed)
+    waiting = {op: len(deps) for op, deps in needed.items()}
+    users: dict[Operation, list[Operation]] = {op: [] for op in needed}
+    for op, deps in needed.items():
+        for d in deps:
+            users[d].append(op)
+    ready: list[tuple[int, int, Operation]] = []
+    for op, n in waiting.items():
+        if n == 0:
+            heapq.heappush(ready, (_is_writer(op), op._id, op))
+    order: list[Operation] = []
+    while ready:
+        _, _, op = heapq.heappop(ready)
+        order.append(op)
+        for u in users[op]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, (_is_writer(u), u._id, u))
+    if len(order) != len(needed):
+        stuck = sorted((op for op in needed if waiting[op] > 0), key=lambda o: o._id)
+        raise errors.InvalidArgumentError(
+            None, stuck[0], "Graph has a cycle through " + ", ".join(o.name for o in stuck[:5]))
     return order
+
+
+def _is_writer(op: Operation) -> int:
+    return 1 if op._op_def.ref_inputs and op._op_def.stateful else 0
 
 
 class RunState:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -184,7 +185,7 @@ class Session:
                                 "Acceptable feed values are Python scalars, lists and NumPy "
                                 "arrays.")
             try:
-                arr = to_numpy(value, t.dtype)
+                arr = to_numpy(value, t.dtype, python_floats_to_int=True)
             except TypeError as e:
                 raise errors.GraphTypeError(
                     None, t.op, f"Cannot feed a value to tensor {t.name} of dtype "

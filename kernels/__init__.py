@@ -1,0 +1,1 @@
+"""Execution backends, installed as graphflow.kernels: the only place numba is imported."""

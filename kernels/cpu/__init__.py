@@ -1,0 +1,1 @@
+"""CPU backend: Numba code generation of fused loops, library kernels, vectorisable math."""

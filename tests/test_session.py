@@ -1,0 +1,275 @@
+"""Session semantics: fetch structures, feeds, variables, errors, sharing, threads."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+import pytest
+
+import graphflow as gf
+
+
+def test_fetch_structures_keep_their_shape():
+    a = gf.constant(1.0)
+    b = gf.constant([2, 3])
+    Pair = collections.namedtuple("Pair", "x y")
+    with gf.Session() as s:
+        assert s.run(a) == 1.0 and isinstance(s.run(a), np.float32)
+        out = s.run({"a": a, "nested": [b, (a, Pair(a, b))], "op": a.op})
+        assert out["a"] == 1.0 and out["op"] is None
+        np.testing.assert_array_equal(out["nested"][0], [2, 3])
+        assert isinstance(out["nested"][1], tuple)
+        pair = out["nested"][1][1]
+        assert isinstance(pair, Pair) and pair.x == 1.0
+        assert s.run("Const:0") == 1.0
+        assert s.run(["Const:0", "Const"]) == [1.0, None]
+        assert s.run([]) == []
+
+
+def test_bad_fetches():
+    a = gf.constant(1.0)
+    with gf.Session() as s:
+        with pytest.raises(TypeError):
+            s.run(None)
+        with pytest.raises(TypeError):
+            s.run(3)
+        with pytest.raises(ValueError):
+            s.run("missing:0")
+        other = gf.Graph()
+        with other.as_default():
+            c = gf.constant(1.0)
+        with pytest.raises(ValueError):
+            s.run(c)
+    assert a is not None
+
+
+def test_feeds_any_tensor_and_converts_like_tf1():
+    x = gf.placeholder(gf.float32, [None, 2], name="x")
+    y = x * 2
+    z = y + 1
+    with gf.Session() as s:
+        np.testing.assert_array_equal(s.run(z, {x: [[1, 2]]}), [[3, 5]])
+        # Feed an intermediate: x is not needed then.
+        np.testing.assert_array_equal(s.run(z, {y: np.ones((1, 2), np.float32)}), [[2, 2]])
+        assert s.run(z, {"x:0": [[0, 0]]}).dtype == np.float32
+        # Python ints feed a float placeholder; the result keeps the placeholder's dtype.
+        assert s.run(x, {x: [[1, 2]]}).dtype == np.float32
+
+
+def test_feed_errors_are_clear():
+    x = gf.placeholder(gf.float32, [None, 2], name="x")
+    i = gf.placeholder(gf.int32, [], name="i")
+    y = x + 1
+    with gf.Session() as s:
+        with pytest.raises(ValueError, match=r"Cannot feed value of shape \(3,\).*'x:0'"):
+            s.run(y, {x: [1, 2, 3]})
+        with pytest.raises(TypeError, match="int32"):
+            s.run(i, {i: 1.5})
+        with pytest.raises(TypeError):
+            s.run(y, {"nope:0": 1})
+        with pytest.raises(TypeError, match="feed"):
+            s.run(y, {x: gf.constant([[1.0, 2.0]])})
+        with pytest.raises(gf.errors.InvalidArgumentError, match="must feed a value for "
+                                                                 "placeholder tensor 'x'"):
+            s.run(y)
+        assert s.run(i, {i: 2.0}) == 2  # integral floats are not data loss
+
+
+def test_feed_does_not_alias_callers_array():
+    x = gf.placeholder(gf.float32, [2])
+    y = gf.identity(x)
+    data = np.array([1, 2], np.float32)
+    with gf.Session() as s:
+        out = s.run(y, {x: data})
+        out[0] = 100
+        assert data[0] == 1
+        again = s.run(y, {x: data})
+        assert again[0] == 1
+
+
+def test_shared_work_runs_once():
+    counter = gf.Variable(0, name="counter")
+    inc = gf.assign_add(counter, 1)
+    a = inc * 2
+    b = inc * 3
+    with gf.Session() as s:
+        s.run(counter.initializer)
+        assert s.run([a, b]) == [2, 3]
+        assert s.run(counter) == 1
+
+
+def test_variables_live_in_the_session():
+    v = gf.Variable([1.0, 2.0], name="v")
+    with gf.Session() as s1, gf.Session() as s2:
+        s1.run(v.initializer)
+        s2.run(v.initializer)
+        s1.run(v.assign([5.0, 6.0]))
+        np.testing.assert_array_equal(s1.run(v), [5, 6])
+        np.testing.assert_array_equal(s2.run(v), [1, 2])
+
+
+def test_uninitialized_variable_is_a_failed_precondition():
+    v = gf.Variable(1.0, name="w")
+    with gf.Session() as s:
+        with pytest.raises(gf.errors.FailedPreconditionError, match="uninitialized value w"):
+            s.run(v + 1)
+        assert not s.run(gf.is_variable_initialized(v))
+        s.run(gf.global_variables_initializer())
+        assert s.run(gf.is_variable_initialized(v))
+
+
+def test_train_op_and_loss_fetched_together_see_the_old_value():
+    v = gf.Variable(3.0)
+    loss = v * v
+    update = gf.assign_sub(v, 1.0)
+    with gf.Session() as s:
+        s.run(gf.global_variables_initializer())
+        _, l = s.run([update, loss])
+        assert l == 9.0
+        assert s.run(v) == 2.0
+
+
+def test_read_value_under_control_dependency_sees_the_update():
+    v = gf.Variable(1.0)
+    up = v.assign_add(10.0)
+    with gf.control_dependencies([up]):
+        after = v.read_value()
+    with gf.Session() as s:
+        s.run(v.initializer)
+        assert s.run(after) == 11.0
+
+
+def test_variable_api():
+    v = gf.Variable(gf.zeros([2, 3]), name="kernel")
+    assert v.name == "kernel:0" and v.op.name == "kernel" and v.op.type == "VariableV2"
+    assert v.shape.as_list() == [2, 3] and v.dtype == gf.float32
+    assert v.initializer.name == "kernel/Assign"
+    assert v.value().name == "kernel/read:0"
+    w = gf.Variable(lambda: gf.ones([2]), name="lazy")
+    u = gf.Variable(v.initialized_value() + 1, name="derived")
+    with gf.Session() as s:
+        s.run(gf.global_variables_initializer())
+        np.testing.assert_array_equal(s.run(u), np.ones((2, 3)))
+        np.testing.assert_array_equal(w.eval(), [1, 1])
+        v.load(np.full((2, 3), 7.0), s)
+        assert s.run(v)[0, 0] == 7.0
+        with pytest.raises(ValueError):
+            v.load(np.zeros(4), s)
+        with pytest.raises(gf.errors.InvalidArgumentError):
+            s.run(gf.assign(v, gf.placeholder_with_default(np.zeros((1, 3), np.float32),
+                                                           [None, 3])))
+    with pytest.raises(ValueError):
+        gf.assign(v, gf.zeros([3, 3]))
+    with pytest.raises(TypeError):
+        gf.assign(v, gf.zeros([2, 3], gf.float64))
+
+
+def test_variable_with_validate_shape_false_may_change_shape():
+    p = gf.placeholder(gf.float32, [None])
+    v = gf.Variable(gf.zeros([2]), validate_shape=False)
+    grow = gf.assign(v, p, validate_shape=False)
+    with gf.Session() as s:
+        s.run(v.initializer)
+        s.run(grow, {p: [1, 2, 3]})
+        np.testing.assert_array_equal(s.run(v.read_value()), [1, 2, 3])
+
+
+def test_runtime_error_names_op_and_line():
+    x = gf.placeholder(gf.int32, [None])
+    y = gf.floordiv(x, x)
+    with gf.Session() as s:
+        with pytest.raises(gf.errors.InvalidArgumentError) as info:
+            s.run(y, {x: [0, 1]})
+    text = str(info.value)
+    assert "FloorDiv" in text and "test_session.py" in text and "gf.floordiv(x, x)" in text
+
+
+def test_closed_session_and_context_defaults():
+    c = gf.constant(2.0)
+    s = gf.Session()
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.run(c)
+    with pytest.raises(ValueError, match="default session"):
+        c.eval()
+    with gf.Session() as s2:
+        assert gf.get_default_session() is s2
+        assert c.eval() == 2.0
+    sess = gf.InteractiveSession()
+    assert c.eval() == 2.0
+    sess.close()
+    assert gf.get_default_session() is None
+
+
+def test_session_on_explicit_graph_and_unknown_backend():
+    g = gf.Graph()
+    with g.as_default():
+        c = gf.constant(5)
+    with gf.Session(graph=g) as s:
+        assert s.run(c) == 5
+    with pytest.raises(ValueError, match="backend"):
+        gf.Session(backend="tpu")
+
+
+def test_results_are_fresh_arrays():
+    v = gf.Variable([1.0, 2.0])
+    c = gf.constant([1.0, 2.0])
+    with gf.Session() as s:
+        s.run(v.initializer)
+        a = s.run(v)
+        a[0] = 50
+        assert s.run(v)[0] == 1.0
+        k = s.run(c)
+        k[0] = 50
+        assert s.run(c)[0] == 1.0
+
+
+def test_concurrent_runs_give_correct_results():
+    x = gf.placeholder(gf.float64, [None])
+    y = gf.reduce_sum(x * x)
+    results = {}
+    with gf.Session() as s:
+        def work(i):
+            data = np.arange(i, dtype=np.float64)
+            results[i] = (s.run(y, {x: data}), float(np.sum(data * data)))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(1, 40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert all(a == b for a, b in results.values())
+    assert len(results) == 39
+
+
+def test_make_callable():
+    x = gf.placeholder(gf.float32, [])
+    y = x * 3
+    with gf.Session() as s:
+        f = s.make_callable(y, [x])
+        assert f(2.0) == 6.0
+
+
+def test_group_and_tuple():
+    v = gf.Variable(0)
+    a = gf.assign_add(v, 1)
+    b = gf.assign_add(v, 10)
+    g = gf.group(a, b)
+    assert g.type == "NoOp"
+    t = gf.tuple([gf.constant(1), gf.constant(2)])
+    with gf.Session() as s:
+        s.run(v.initializer)
+        assert s.run(g) is None
+        assert s.run(v) == 11
+        assert s.run(t) == [1, 2]
+
+
+def test_cycle_through_control_inputs_is_reported():
+    a = gf.constant(1.0)
+    b = gf.identity(a)
+    a.op._add_control_input(b.op)
+    with gf.Session() as s:
+        with pytest.raises(gf.errors.InvalidArgumentError, match="cycle"):
+            s.run(b)
