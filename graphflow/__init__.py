@@ -151,6 +151,14 @@ from graphflow.ops.state_ops import (
     trainable_variables,
     variables_initializer,
 )
+from graphflow.runtime.config import (
+    ConfigProto,
+    GPUOptions,
+    GraphOptions,
+    OptimizerOptions,
+    RunMetadata,
+    RunOptions,
+)
 from graphflow.runtime.session import InteractiveSession, Session, get_default_session
 
 sub = subtract

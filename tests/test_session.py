@@ -273,3 +273,14 @@ def test_cycle_through_control_inputs_is_reported():
     with gf.Session() as s:
         with pytest.raises(gf.errors.InvalidArgumentError, match="cycle"):
             s.run(b)
+
+
+def test_tf1_config_objects_are_accepted():
+    cfg = gf.ConfigProto(allow_soft_placement=True, gpu_options=gf.GPUOptions(allow_growth=True))
+    assert cfg.gpu_options.allow_growth and cfg.allow_soft_placement
+    assert cfg.graph_options.optimizer_options.do_constant_folding
+    c = gf.constant(1.0)
+    with gf.Session(config=cfg) as s:
+        md = gf.RunMetadata()
+        assert s.run(c, options=gf.RunOptions(trace_level=gf.RunOptions.FULL_TRACE),
+                     run_metadata=md) == 1.0

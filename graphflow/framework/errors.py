@@ -70,7 +70,8 @@ class OpError(Exception):
 
     @property
     def node_def(self) -> Any:
-        return None if self._op is None else self._op.node_def
+        """Always None: graphflow errors carry the Operation itself (see ``op``)."""
+        return None
 
     def __str__(self) -> str:
         return self._full_message()

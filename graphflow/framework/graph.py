@@ -218,12 +218,6 @@ class Operation:
         return self._device
 
     @property
-    def node_def(self) -> Any:
-        from graphflow.io import graph_def  # noqa: F401  (io issue provides NodeDef)
-
-        raise NotImplementedError("NodeDef export arrives with graphflow.io")
-
-    @property
     def traceback(self) -> Any:
         return self._frame
 
