@@ -1,5 +1,1275 @@
-"""Neural-network ops: activations, softmax, losses, convolution, pooling, normalization."""
+"""Neural-network ops: activations, softmax, losses, convolution, pooling, normalization.
+
+Names, signatures and semantics follow TF1's ``tf.nn``. Each op is one
+registration below; the public functions build those ops, or compose
+primitives the way TF1 does (dropout, moments, batch_normalization,
+sigmoid_cross_entropy_with_logits). The activations' ops (Relu, Elu, ...) are
+registered in :mod:`graphflow.ops.math_ops`; their public functions live here.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from graphflow.framework import dtypes as _dt
+from graphflow.framework import errors
+from graphflow.framework.graph import Tensor
+from graphflow.framework.op_def import (
+    BROADCAST,
+    OPAQUE,
+    REDUCTION,
+    OpDef,
+    register,
+    shape_error,
+)
+from graphflow.framework.tensor_shape import TensorShape, as_shape, unknown_shape
+from graphflow.ops import array_ops, math_ops, random_ops, rules
+from graphflow.ops.building import is_tensor_like, make, normalize_axis, op_scope, to_tensor
+from graphflow.ops.constant_op import constant_value
+
+F = _dt.FLOATS
+NUM = _dt.NUMERIC
+LABEL_INTS = (_dt.int32, _dt.int64)
+_FORMATS = ("NHWC", "NCHW")
+
+
+def _acc_dtype(x: np.ndarray) -> np.dtype:
+    """The dtype to compute in: float16 accumulates in float32 (as TF's CPU kernels)."""
+    return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
+
+
+def _invalid(message: str) -> errors.InvalidArgumentError:
+    """A run-time error; the interpreter adds the op and the user's source line."""
+    return errors.InvalidArgumentError(None, None, message)
+
+
+# --- activations (ops registered in math_ops) ----------------------------------------
+def _activation(op_type: str, features: Any, name: str | None,
+                attrs: dict[str, Any] | None = None) -> Tensor:
+    with op_scope(name, op_type, [features]) as scope:
+        return make(op_type, [to_tensor(features, name="features")], attrs, name=scope)
+
+
+def relu(features: Any, name: str | None = None) -> Tensor:
+    """Rectified linear: ``max(features, 0)`` (TF1's ``tf.nn.relu``).
+
+    Args:
+      features: a Tensor of a signed numeric type.
+      name: op name (default ``Relu``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Relu", features, name)
+
+
+def relu6(features: Any, name: str | None = None) -> Tensor:
+    """Rectified linear capped at 6: ``min(max(features, 0), 6)`` (TF1's ``tf.nn.relu6``).
+
+    Args:
+      features: a Tensor of a signed numeric type.
+      name: op name (default ``Relu6``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Relu6", features, name)
+
+
+def elu(features: Any, name: str | None = None) -> Tensor:
+    """Exponential linear: ``features`` if > 0 else ``exp(features) - 1`` (``tf.nn.elu``).
+
+    Args:
+      features: a float Tensor.
+      name: op name (default ``Elu``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Elu", features, name)
+
+
+def selu(features: Any, name: str | None = None) -> Tensor:
+    """Scaled exponential linear (Klambauer et al. 2017) (TF1's ``tf.nn.selu``).
+
+    ``scale * features`` if > 0 else ``scale * alpha * (exp(features) - 1)``,
+    with ``alpha ~ 1.6733`` and ``scale ~ 1.0507``.
+
+    Args:
+      features: a float Tensor.
+      name: op name (default ``Selu``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Selu", features, name)
+
+
+def softplus(features: Any, name: str | None = None) -> Tensor:
+    """``log(exp(features) + 1)``, stable for large inputs (TF1's ``tf.nn.softplus``).
+
+    Args:
+      features: a float Tensor.
+      name: op name (default ``Softplus``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Softplus", features, name)
+
+
+def softsign(features: Any, name: str | None = None) -> Tensor:
+    """``features / (abs(features) + 1)`` (TF1's ``tf.nn.softsign``).
+
+    Args:
+      features: a float Tensor.
+      name: op name (default ``Softsign``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+    """
+    return _activation("Softsign", features, name)
+
+
+def leaky_relu(features: Any, alpha: float = 0.2, name: str | None = None) -> Tensor:
+    """Leaky rectified linear: ``features`` if > 0 else ``alpha * features``.
+
+    TF1's ``tf.nn.leaky_relu``: integer features are cast to float32 first.
+
+    Args:
+      features: a numeric Tensor.
+      alpha: slope of the activation for negative inputs (a Python float).
+      name: op name (default ``LeakyRelu``).
+
+    Returns:
+      A float Tensor of the shape of ``features``.
+    """
+    with op_scope(name, "LeakyRelu", [features]) as scope:
+        x = to_tensor(features, name="features")
+        if x.dtype.is_integer:
+            x = math_ops.cast(x, _dt.float32)
+        if isinstance(alpha, np.ndarray):
+            alpha = alpha.item()
+        return make("LeakyRelu", [x], {"alpha": float(alpha)}, name=scope)
+
+
+def gelu(features: Any, approximate: bool = False, name: str | None = None) -> Tensor:
+    """Gaussian error linear unit: ``features * Phi(features)`` (``tf.nn.gelu``).
+
+    Args:
+      features: a float Tensor.
+      approximate: use the tanh approximation
+        ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
+      name: op name (default ``Gelu``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``features``.
+
+    Raises:
+      TypeError: if ``features`` is not a float tensor.
+    """
+    return _activation("Gelu", features, name, {"approximate": bool(approximate)})
+
+
+# --- softmax ------------------------------------------------------------------------
+def _np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Stable log-softmax: the max is subtracted before exponentiating."""
+    x = x.astype(_acc_dtype(x), copy=False)
+    shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _np_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    x = x.astype(_acc_dtype(x), copy=False)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _expand_softmax(op: Any, logits: Tensor) -> list[Tensor]:
+    """Softmax from primitives: ``exp(x - max) / sum(exp(x - max))``."""
+    axis = op.get_attr("axis")
+    m = array_ops.stop_gradient(math_ops.reduce_max(logits, axis, keepdims=True))
+    e = math_ops.exp(math_ops.subtract(logits, m))
+    return [math_ops.realdiv(e, math_ops.reduce_sum(e, axis, keepdims=True))]
+
+
+def _expand_log_softmax(op: Any, logits: Tensor) -> list[Tensor]:
+    """LogSoftmax from primitives: ``(x - max) - log(sum(exp(x - max)))``."""
+    axis = op.get_attr("axis")
+    m = array_ops.stop_gradient(math_ops.reduce_max(logits, axis, keepdims=True))
+    shifted = math_ops.subtract(logits, m)
+    lse = math_ops.log(math_ops.reduce_sum(math_ops.exp(shifted), axis, keepdims=True))
+    return [math_ops.subtract(shifted, lse)]
+
+
+class _SoftmaxOp(OpDef):
+    """Normalizes over attr ``axis``; the output has the input's shape and dtype."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        x = op.inputs[0]
+        rules.check_dtype(x, F, "input 'logits'")
+        rules.require_rank_at_least(x, 1, "input 'logits'")
+        normalize_axis(op.get_attr("axis"), x.shape.ndims, "axis")
+        return [(x.dtype, x.shape)]
+
+
+@register
+class Softmax(_SoftmaxOp):
+    composite = staticmethod(_expand_softmax)
+
+    def reference(self, op, inputs, ctx):
+        x = inputs[0]
+        return _np_softmax(x, op.get_attr("axis")).astype(x.dtype)
+
+
+@register
+class LogSoftmax(_SoftmaxOp):
+    composite = staticmethod(_expand_log_softmax)
+
+    def reference(self, op, inputs, ctx):
+        x = inputs[0]
+        return _np_log_softmax(x, op.get_attr("axis")).astype(x.dtype)
+
+
+def _axis_alias(axis: Any, dim: Any, default: int = -1) -> int:
+    if axis is not None and dim is not None:
+        raise errors.GraphValueError(None, None, "Cannot specify both 'axis' and 'dim'")
+    a = axis if axis is not None else dim
+    if a is None:
+        return default
+    if is_tensor_like(a):
+        v = constant_value(to_tensor(a))
+        if v is None:
+            raise errors.ShapeError(None, None, "axis must be known when the graph is built")
+        a = v
+    return int(a)
+
+
+def _softmax_fn(op_type: str, logits: Any, axis: Any, name: str | None, dim: Any) -> Tensor:
+    a = _axis_alias(axis, dim)
+    with op_scope(name, op_type, [logits]) as scope:
+        x = to_tensor(logits, name="logits")
+        r = x.shape.ndims
+        if r is not None and r >= 1:
+            a = normalize_axis(a, r, f"{op_type} axis")
+        return make(op_type, [x], {"axis": a}, name=scope)
+
+
+def softmax(logits: Any, axis: int | None = None, name: str | None = None,
+            dim: int | None = None) -> Tensor:
+    """Softmax activations: ``exp(logits) / reduce_sum(exp(logits), axis)`` (``tf.nn.softmax``).
+
+    Computed stably (the max along ``axis`` is subtracted first), so logits of
+    1e4 give finite results; a NaN or +inf in a slice makes that slice NaN, as TF.
+
+    Args:
+      logits: a non-empty float Tensor (float16, float32 or float64).
+      axis: the dimension softmax is performed on; default -1, the last.
+      name: op name (default ``Softmax``).
+      dim: deprecated alias for ``axis``.
+
+    Returns:
+      A Tensor of the shape and dtype of ``logits``.
+
+    Raises:
+      ValueError: if ``axis`` is out of range or ``logits`` is a scalar.
+      TypeError: if ``logits`` is not a float tensor.
+    """
+    return _softmax_fn("Softmax", logits, axis, name, dim)
+
+
+def log_softmax(logits: Any, axis: int | None = None, name: str | None = None,
+                dim: int | None = None) -> Tensor:
+    """Log-softmax: ``logits - log(reduce_sum(exp(logits), axis))`` (``tf.nn.log_softmax``).
+
+    Args:
+      logits: a non-empty float Tensor (float16, float32 or float64).
+      axis: the dimension it is performed on; default -1, the last.
+      name: op name (default ``LogSoftmax``).
+      dim: deprecated alias for ``axis``.
+
+    Returns:
+      A Tensor of the shape and dtype of ``logits``.
+
+    Raises:
+      ValueError: if ``axis`` is out of range or ``logits`` is a scalar.
+      TypeError: if ``logits`` is not a float tensor.
+    """
+    return _softmax_fn("LogSoftmax", logits, axis, name, dim)
+
+
+# --- bias_add / l2_loss ---------------------------------------------------------------
+@register
+class BiasAdd(OpDef):
+    """Adds 1-D ``bias`` along the channel dim: last (NHWC) or 1 (NCHW)."""
+
+    kind = BROADCAST
+
+    def infer(self, op):
+        x, b = op.inputs
+        rules.check_dtype(x, NUM, "input 'value'")
+        d = rules.same_dtype(x, b)
+        fmt = op.get_attr("data_format")
+        if fmt not in _FORMATS:
+            raise shape_error(f"data_format must be 'NHWC' or 'NCHW', got {fmt!r}")
+        rules.require_rank_at_least(x, 3 if fmt == "NCHW" else 2, "input 'value'")
+        rules.require_rank(b, 1, "input 'bias'")
+        dims = x.shape.values
+        if dims is None:
+            return [(d, unknown_shape())]
+        c = 1 if fmt == "NCHW" else len(dims) - 1
+        nb = b.shape.values[0] if b.shape.ndims == 1 else None
+        if dims[c] is not None and nb is not None and dims[c] != nb:
+            raise shape_error(f"Dimensions must be equal, but are {dims[c]} and {nb}: the bias "
+                              f"{b.name} of shape {b.shape} must match dimension {c} (the "
+                              f"channels in {fmt}) of value {x.name} of shape {x.shape}")
+        out = list(dims)
+        out[c] = dims[c] if dims[c] is not None else nb
+        return [(d, TensorShape(out))]
+
+    def reference(self, op, inputs, ctx):
+        x, b = inputs
+        c = 1 if op.get_attr("data_format") == "NCHW" else x.ndim - 1
+        if b.shape[0] != x.shape[c]:
+            raise _invalid(f"Must provide as many biases as the channel dimension of the input "
+                           f"tensor: {b.shape[0]} vs. {x.shape[c]} in {list(x.shape)}")
+        shape = [1] * x.ndim
+        shape[c] = -1
+        return x + b.reshape(shape)
+
+
+def bias_add(value: Any, bias: Any, data_format: str | None = None,
+             name: str | None = None) -> Tensor:
+    """Adds ``bias`` to ``value`` along its channel dimension (TF1's ``tf.nn.bias_add``).
+
+    A special case of ``gf.add`` where ``bias`` is 1-D; it broadcasts against
+    the last dimension (``N...C``) or dimension 1 (``NC...``).
+
+    Args:
+      value: a numeric Tensor of rank >= 2 (>= 3 for ``NC...``).
+      bias: a 1-D Tensor of value's dtype whose size is value's channel count.
+      data_format: ``"N...C"`` (default, e.g. ``"NHWC"``) or ``"NC..."`` (e.g. ``"NCHW"``).
+      name: op name (default ``BiasAdd``).
+
+    Returns:
+      A Tensor of the shape and dtype of ``value``.
+
+    Raises:
+      ValueError: for a bad data_format or shapes that do not fit.
+      TypeError: if the dtypes differ.
+    """
+    if data_format is None:
+        fmt = "NHWC"
+    elif data_format.startswith("NC"):
+        fmt = "NCHW"
+    elif data_format.startswith("N") and data_format.endswith("C"):
+        fmt = "NHWC"
+    else:
+        raise errors.GraphValueError(None, None, f"bias_add: data_format must be of the form "
+                                                 f"`N...C` or `NC...`, got {data_format!r}")
+    with op_scope(name, "BiasAdd", [value, bias]) as scope:
+        x = to_tensor(value, name="input")
+        b = to_tensor(bias, dtype=x.dtype if not is_tensor_like(bias) else None, name="bias")
+        return make("BiasAdd", [x, b], {"data_format": fmt}, name=scope)
+
+
+def _expand_l2_loss(op: Any, t: Tensor) -> list[Tensor]:
+    """L2Loss from primitives: ``reduce_sum(square(t)) / 2``."""
+    s = math_ops.reduce_sum(math_ops.square(t))
+    return [math_ops.realdiv(s, np.array(2, t.dtype.np))]
+
+
+@register
+class L2Loss(OpDef):
+    """``sum(t ** 2) / 2`` as a scalar."""
+
+    kind = REDUCTION
+    composite = staticmethod(_expand_l2_loss)
+
+    def infer(self, op):
+        t = op.inputs[0]
+        rules.check_dtype(t, F, "input 't'")
+        return [(t.dtype, TensorShape([]))]
+
+    def reference(self, op, inputs, ctx):
+        t = inputs[0]
+        acc = t.astype(_acc_dtype(t), copy=False)
+        return (np.sum(np.square(acc)) / 2).astype(t.dtype)
+
+
+def l2_loss(t: Any, name: str | None = None) -> Tensor:
+    """Half the squared L2 norm of ``t``: ``sum(t ** 2) / 2`` (TF1's ``tf.nn.l2_loss``).
+
+    Args:
+      t: a float Tensor, typically a weight matrix.
+      name: op name (default ``L2Loss``).
+
+    Returns:
+      A scalar Tensor of t's dtype.
+    """
+    with op_scope(name, "L2Loss", [t]) as scope:
+        return make("L2Loss", [to_tensor(t, name="t")], name=scope)
+
+
+# --- cross entropies ------------------------------------------------------------------
+@register
+class SoftmaxCrossEntropyWithLogits(OpDef):
+    """Inputs ``(features, labels)`` of one (broadcast) shape, classes on the last dim.
+
+    Outputs the loss (the shape without the class dim) and the backprop
+    ``softmax(features) - labels`` (the full shape), as TF's op of that name;
+    graphflow also accepts ranks other than 2.
+    """
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        logits, labels = op.inputs
+        rules.check_dtype(logits, F, "input 'features'")
+        d = rules.same_dtype(logits, labels)
+        rules.require_rank_at_least(logits, 1, "input 'features'")
+        rules.require_rank_at_least(labels, 1, "input 'labels'")
+        shape = rules.broadcast(logits, labels)
+        if shape.ndims is None:
+            return [(d, unknown_shape()), (d, unknown_shape())]
+        return [(d, shape[:-1]), (d, shape)]
+
+    def reference(self, op, inputs, ctx):
+        logits, labels = inputs
+        try:
+            logits, labels = np.broadcast_arrays(logits, labels)
+        except ValueError:
+            raise _invalid(f"logits and labels must be broadcastable: logits_size="
+                           f"{list(logits.shape)} labels_size={list(labels.shape)}") from None
+        log_p = _np_log_softmax(logits, -1)
+        labels = labels.astype(log_p.dtype, copy=False)
+        loss = -np.sum(labels * log_p, axis=-1)
+        backprop = np.exp(log_p) - labels
+        return [loss.astype(logits.dtype), backprop.astype(logits.dtype)]
+
+
+@register
+class SparseSoftmaxCrossEntropyWithLogits(OpDef):
+    """Inputs ``(features [..., C], labels [...])``; labels index the class dim.
+
+    Outputs the loss (labels' shape) and the backprop ``softmax - one_hot``
+    (features' shape). A label outside ``[0, C)`` is an InvalidArgumentError
+    at run time, as on TF's CPU.
+    """
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        logits, labels = op.inputs
+        rules.check_dtype(logits, F, "input 'features'")
+        rules.check_dtype(labels, LABEL_INTS, "input 'labels'")
+        rules.require_rank_at_least(logits, 1, "input 'features'")
+        fr, lr = logits.shape.ndims, labels.shape.ndims
+        if fr is not None and lr is not None and lr != fr - 1:
+            raise shape_error(f"Rank mismatch: Rank of labels (received {lr}) should equal rank "
+                              f"of logits minus 1 (received {fr}); labels {labels.name} has "
+                              f"shape {labels.shape}, logits {logits.name} has shape "
+                              f"{logits.shape}")
+        if fr is None:
+            batch = labels.shape
+            classes: Any = None
+        else:
+            batch = logits.shape[:-1]
+            classes = logits.shape.values[-1]
+            if not batch.is_compatible_with(labels.shape):
+                raise shape_error(
+                    f"Shape mismatch: The shape of labels (received {labels.shape}) should "
+                    f"equal the shape of logits except for the last dimension (received "
+                    f"{logits.shape})")
+            batch = batch.merge_with(labels.shape)
+        full = batch.concatenate([classes]) if batch.ndims is not None else unknown_shape()
+        return [(logits.dtype, batch), (logits.dtype, full)]
+
+    def reference(self, op, inputs, ctx):
+        logits, labels = inputs
+        if labels.shape != logits.shape[:-1]:
+            raise _invalid(f"labels shape {list(labels.shape)} must equal logits shape "
+                           f"{list(logits.shape)} without its last dimension")
+        n = logits.shape[-1]
+        bad = (labels < 0) | (labels >= n)
+        if np.any(bad):
+            shown = " ".join(str(v) for v in labels.ravel()[:20])
+            more = " ..." if labels.size > 20 else ""
+            raise _invalid(f"Received a label value of {labels[bad].ravel()[0]} which is "
+                           f"outside the valid range of [0, {n}).  Label values: {shown}{more}")
+        log_p = _np_log_softmax(logits, -1)
+        idx = labels[..., None].astype(np.intp)
+        picked = np.take_along_axis(log_p, idx, axis=-1)
+        backprop = np.exp(log_p)
+        np.put_along_axis(backprop, idx, np.take_along_axis(backprop, idx, axis=-1) - 1, -1)
+        return [(-picked[..., 0]).astype(logits.dtype), backprop.astype(logits.dtype)]
+
+
+def _ensure_xent_args(name: str, sentinel: Any, labels: Any, logits: Any) -> None:
+    if sentinel is not None:
+        raise errors.GraphValueError(None, None, f"Only call `{name}` with named arguments "
+                                                 "(labels=..., logits=..., ...)")
+    if labels is None or logits is None:
+        raise errors.GraphValueError(None, None, f"{name}: both labels and logits must be "
+                                                 "provided.")
+
+
+def softmax_cross_entropy_with_logits_v2(labels: Any, logits: Any, axis: int | None = None,
+                                         name: str | None = None,
+                                         dim: int | None = None) -> Tensor:
+    """Softmax cross entropy between ``logits`` and a distribution ``labels``.
+
+    TF1's ``tf.nn.softmax_cross_entropy_with_logits_v2``: for each slice along
+    ``axis``, ``-sum(labels * log_softmax(logits))``, computed stably (logits
+    of 1e4 give finite results). Each row of ``labels`` should be a valid
+    probability distribution. Gradients will flow into ``labels`` too.
+    float16 logits are computed in float32 and the loss is cast back.
+
+    Args:
+      labels: a Tensor of logits' shape (or broadcastable to it); cast to
+        logits' dtype.
+      logits: a float Tensor of unscaled log probabilities.
+      axis: the class dimension; default -1, the last.
+      name: op name (default ``softmax_cross_entropy_with_logits``).
+      dim: deprecated alias for ``axis``.
+
+    Returns:
+      A Tensor of logits' shape without ``axis``, of logits' dtype.
+
+    Raises:
+      ValueError: if the shapes do not fit or ``axis`` is out of range.
+      TypeError: if ``logits`` is not a float tensor.
+    """
+    a = _axis_alias(axis, dim)
+    with op_scope(name, "softmax_cross_entropy_with_logits", [logits, labels]) as scope:
+        x = to_tensor(logits, name="logits")
+        y = to_tensor(labels, name="labels")
+        half = x.dtype is _dt.float16
+        precise = math_ops.cast(x, _dt.float32) if half else x
+        if y.dtype is not precise.dtype:
+            y = math_ops.cast(y, precise.dtype)
+        r = precise.shape.ndims
+        if r is None and a != -1:
+            raise errors.ShapeError(None, None, "softmax_cross_entropy_with_logits: an axis "
+                                                "other than -1 needs logits of known rank")
+        if r is not None and r >= 1:
+            a = normalize_axis(a, r, "softmax_cross_entropy_with_logits axis")
+            if a != r - 1:
+                perm = [i for i in range(r) if i != a] + [a]
+                precise = array_ops.transpose(precise, perm)
+                y = array_ops.transpose(y, perm)
+        cost, _ = make("SoftmaxCrossEntropyWithLogits", [precise, y],
+                       name=None if half else scope)
+        if half:
+            return math_ops.cast(cost, _dt.float16, name=scope)
+        return cost
+
+
+def softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                      logits: Any = None, dim: int = -1,
+                                      name: str | None = None,
+                                      axis: int | None = None) -> Tensor:
+    """Softmax cross entropy; no gradient flows into ``labels`` (TF1's deprecated form).
+
+    TF1's ``tf.nn.softmax_cross_entropy_with_logits``: ``labels`` pass through
+    ``stop_gradient``, then as :func:`softmax_cross_entropy_with_logits_v2`.
+
+    Args:
+      _sentinel: used to prevent positional arguments; leave None.
+      labels: a distribution over classes of logits' shape.
+      logits: a float Tensor of unscaled log probabilities.
+      dim: the class dimension; default -1, the last.
+      name: op name (default ``softmax_cross_entropy_with_logits_sg``).
+      axis: alias for ``dim``.
+
+    Returns:
+      A Tensor of logits' shape without the class dimension.
+
+    Raises:
+      ValueError: if called with positional arguments, without labels or
+        logits, or with shapes that do not fit.
+    """
+    _ensure_xent_args("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
+    if axis is not None:
+        dim = axis
+    with op_scope(name, "softmax_cross_entropy_with_logits_sg", [logits, labels]) as scope:
+        labels = array_ops.stop_gradient(labels, name="labels_stop_gradient")
+    return softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits, axis=dim,
+                                                name=scope)
+
+
+def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                             logits: Any = None,
+                                             name: str | None = None) -> Tensor:
+    """Softmax cross entropy between ``logits`` and integer class ``labels``.
+
+    TF1's ``tf.nn.sparse_softmax_cross_entropy_with_logits``: for labels of
+    rank r and logits of rank r+1, ``-log_softmax(logits)[..., labels]``,
+    computed stably. float16 logits are computed in float32.
+
+    Args:
+      _sentinel: used to prevent positional arguments; leave None.
+      labels: an int32/int64 Tensor of logits' shape without the last dim,
+        each entry in ``[0, num_classes)``.
+      logits: a float Tensor of unscaled log probabilities ``[..., num_classes]``.
+      name: op name (default ``SparseSoftmaxCrossEntropyWithLogits``).
+
+    Returns:
+      A Tensor of labels' shape and logits' dtype.
+
+    Raises:
+      ValueError: if ranks or shapes do not fit (at build time).
+      TypeError: for bad dtypes.
+      gf.errors.InvalidArgumentError: at run time, for a label out of range.
+    """
+    _ensure_xent_args("sparse_softmax_cross_entropy_with_logits", _sentinel, labels, logits)
+    with op_scope(name, "SparseSoftmaxCrossEntropyWithLogits", [labels, logits]) as scope:
+        y = to_tensor(labels, name="labels")
+        x = to_tensor(logits, name="logits")
+        if x.shape.ndims == 0:
+            raise errors.ShapeError(None, None, f"sparse_softmax_cross_entropy_with_logits: "
+                                                f"logits cannot be scalars - received shape "
+                                                f"{x.shape}")
+        half = x.dtype is _dt.float16
+        precise = math_ops.cast(x, _dt.float32) if half else x
+        cost, _ = make("SparseSoftmaxCrossEntropyWithLogits", [precise, y],
+                       name=None if half else scope)
+        if half:
+            return math_ops.cast(cost, _dt.float16, name=scope)
+        return cost
+
+
+def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                      logits: Any = None, name: str | None = None) -> Tensor:
+    """Sigmoid cross entropy of independent binary ``labels`` (TF1's function of that name).
+
+    With ``x = logits`` and ``z = labels``, ``z * -log(sigmoid(x)) + (1 - z) *
+    -log(1 - sigmoid(x))``, built from primitives in TF1's stable form
+    ``max(x, 0) - x * z + log1p(exp(-abs(x)))``.
+
+    Args:
+      _sentinel: used to prevent positional arguments; leave None.
+      labels: a Tensor of logits' shape and dtype, values in [0, 1].
+      logits: a float Tensor.
+      name: op name (default ``logistic_loss``).
+
+    Returns:
+      A Tensor of logits' shape: the elementwise logistic losses.
+
+    Raises:
+      ValueError: if logits and labels differ in shape.
+    """
+    _ensure_xent_args("sigmoid_cross_entropy_with_logits", _sentinel, labels, logits)
+    with op_scope(name, "logistic_loss", [logits, labels]) as scope:
+        x = to_tensor(logits, name="logits")
+        z = to_tensor(labels, dtype=None if is_tensor_like(labels) else x.dtype, name="labels")
+        if not z.shape.is_compatible_with(x.shape):
+            raise errors.ShapeError(None, None, f"logits and labels must have the same shape "
+                                                f"({x.shape} vs {z.shape})")
+        zeros = array_ops.zeros_like(x, dtype=x.dtype)
+        cond = math_ops.greater_equal(x, zeros)
+        relu_logits = math_ops.where(cond, x, zeros)
+        neg_abs_logits = math_ops.where(cond, math_ops.negative(x), x)
+        return math_ops.add(math_ops.subtract(relu_logits, math_ops.multiply(x, z)),
+                            math_ops.log1p(math_ops.exp(neg_abs_logits)), name=scope)
+
+
+# --- windows: convolution and pooling ---------------------------------------------------
+def _spatial_axes(fmt: str) -> tuple[int, int, int]:
+    """Indices of (height, width, channels) in a 4-D tensor of ``fmt``."""
+    return (1, 2, 3) if fmt == "NHWC" else (2, 3, 1)
+
+
+def _check_format(fmt: Any) -> str:
+    if fmt not in _FORMATS:
+        raise shape_error(f"data_format must be 'NHWC' or 'NCHW', got {fmt!r}")
+    return fmt
+
+
+def _check_window(values: Any, what: str, fmt: str) -> tuple[int, int]:
+    """Validates a 4-element strides/ksize/dilations attr; returns its (h, w) entries."""
+    v = list(values)
+    if len(v) != 4:
+        raise shape_error(f"{what} must have 4 elements (one per dimension of {fmt}), got {v}")
+    h, w, c = _spatial_axes(fmt)
+    if v[0] != 1 or v[c] != 1:
+        raise shape_error(f"{what} {v}: the current implementation does not support {what} "
+                          f"in the batch and depth dimensions")
+    if v[h] < 1 or v[w] < 1:
+        raise shape_error(f"{what} {v} must be >= 1 in the spatial dimensions")
+    return v[h], v[w]
+
+
+def _check_padding(op: Any, fmt: str, allow_explicit: bool) -> tuple[str, tuple, tuple]:
+    """Validates attr ``padding`` (and ``explicit_paddings``); returns (padding, ph, pw)."""
+    padding = op.get_attr("padding")
+    allowed = ("SAME", "VALID", "EXPLICIT") if allow_explicit else ("SAME", "VALID")
+    if padding not in allowed:
+        extra = " or a list of 4 [before, after] pairs" if allow_explicit else ""
+        raise shape_error(f"padding must be 'SAME' or 'VALID'{extra}; got {padding!r}")
+    if padding != "EXPLICIT":
+        return padding, (0, 0), (0, 0)
+    p = list(op.get_attr("explicit_paddings"))
+    h, w, c = _spatial_axes(fmt)
+    if len(p) != 8 or any(int(i) < 0 for i in p):
+        raise shape_error(f"explicit paddings must be 4 pairs of non-negative ints, got {p}")
+    if p[0] or p[1] or p[2 * c] or p[2 * c + 1]:
+        raise shape_error(f"explicit paddings {p} must be 0 in the batch and depth dimensions")
+    return padding, (p[2 * h], p[2 * h + 1]), (p[2 * w], p[2 * w + 1])
+
+
+def _out_size(size: int, k: int, stride: int, dilation: int, padding: str,
+              pads: tuple[int, int]) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) of one spatial dim, by TF's rules.
+
+    SAME: ``out = ceil(size / stride)``, ``pad_total = max((out - 1) * stride +
+    effective_k - size, 0)``, the smaller half before. VALID/EXPLICIT:
+    ``out = (size + pads - effective_k) // stride + 1``, negative if the window
+    does not fit.
+    """
+    ek = (k - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + ek - size, 0)
+        return out, total // 2, total - total // 2
+    before, after = pads
+    span = size + before + after - ek
+    return (span // stride + 1 if span >= 0 else -1), before, after
+
+
+def _static_out(size: int | None, k: int | None, stride: int, dilation: int, padding: str,
+                pads: tuple[int, int], what: str) -> int | None:
+    if size is None or (k is None and padding != "SAME"):
+        return None
+    out = _out_size(size, k or 1, stride, dilation, padding, pads)[0]
+    if out < 0:
+        ek = (k - 1) * dilation + 1
+        raise shape_error(f"Negative dimension size caused by subtracting the {what} window "
+                          f"of effective size {ek} from the input size {size} "
+                          f"(padding {padding}{'' if padding != 'EXPLICIT' else ' ' + str(pads)})")
+    return out
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+             oh: int, ow: int) -> np.ndarray:
+    """A strided view ``[N, oh, ow, C, kh, kw]`` of the windows of padded NHWC ``x``."""
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    v = sliding_window_view(x, (ekh, ekw), axis=(1, 2))
+    return v[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, :, ::dh, ::dw]
+
+
+def _to_nhwc(x: np.ndarray, fmt: str) -> np.ndarray:
+    return x if fmt == "NHWC" else x.transpose(0, 2, 3, 1)
+
+
+def _from_nhwc(x: np.ndarray, fmt: str) -> np.ndarray:
+    return x if fmt == "NHWC" else x.transpose(0, 3, 1, 2)
+
+
+def _static_dims(t: Tensor, fmt: str) -> tuple[Any, Any, Any, Any]:
+    """(N, H, W, C) static dims of a rank-4 (or unknown rank) tensor in ``fmt``."""
+    dims = t.shape.values or (None,) * 4
+    h, w, c = _spatial_axes(fmt)
+    return dims[0], dims[h], dims[w], dims[c]
+
+
+def _shape_in(fmt: str, n: Any, h: Any, w: Any, c: Any) -> TensorShape:
+    return TensorShape([n, h, w, c] if fmt == "NHWC" else [n, c, h, w])
+
+
+def _run_out(size: int, k: int, stride: int, dilation: int, padding: str,
+             pads: tuple[int, int]) -> tuple[int, int, int]:
+    out, before, after = _out_size(size, k, stride, dilation, padding, pads)
+    if out < 0:
+        raise _invalid(f"Computed output size would be negative: {out} [input_size: {size}, "
+                       f"effective_filter_size: {(k - 1) * dilation + 1}, stride: {stride}]")
+    return out, before, after
+
+
+@register
+class Conv2D(OpDef):
+    """2-D convolution of ``input`` [N,H,W,C] (or NCHW) with ``filter`` [kh,kw,C,out]."""
+
+    kind = OPAQUE
+
+    def config(self, op: Any) -> tuple:
+        fmt = _check_format(op.get_attr("data_format"))
+        strides = _check_window(op.get_attr("strides"), "strides", fmt)
+        dilations = _check_window(op.get_attr("dilations"), "dilations", fmt)
+        padding, ph, pw = _check_padding(op, fmt, allow_explicit=True)
+        return fmt, strides, dilations, padding, ph, pw
+
+    def infer(self, op):
+        x, f = op.inputs
+        rules.check_dtype(x, F, "input")
+        d = rules.same_dtype(x, f)
+        rules.require_rank(x, 4, "input")
+        rules.require_rank(f, 4, "filter")
+        fmt, (sh, sw), (dh, dw), padding, ph, pw = self.config(op)
+        n, h, w, c = _static_dims(x, fmt)
+        kh, kw, fc, oc = f.shape.values or (None,) * 4
+        if kh == 0 or kw == 0:
+            raise shape_error(f"filter {f.name} of shape {f.shape} has an empty spatial window")
+        if c is not None and fc is not None and c != fc:
+            raise shape_error(f"input depth must equal the filter's input depth, but are {c} "
+                              f"and {fc}: input {x.name} of shape {x.shape} ({fmt}), filter "
+                              f"{f.name} of shape {f.shape} [height, width, in, out]")
+        oh = _static_out(h, kh, sh, dh, padding, ph, "filter")
+        ow = _static_out(w, kw, sw, dw, padding, pw, "filter")
+        return [(d, _shape_in(fmt, n, oh, ow, oc))]
+
+    def reference(self, op, inputs, ctx):
+        x, f = inputs
+        fmt, (sh, sw), (dh, dw), padding, ph, pw = self.config(op)
+        x = _to_nhwc(x, fmt)
+        n, h, w, c = x.shape
+        kh, kw, fc, oc = f.shape
+        if c != fc:
+            raise _invalid(f"input depth must be evenly divisible by filter depth: {c} vs {fc}")
+        if kh == 0 or kw == 0:
+            raise _invalid(f"filter of shape {list(f.shape)} has an empty spatial window")
+        oh, pt, pb = _run_out(h, kh, sh, dh, padding, ph)
+        ow, pl, pr = _run_out(w, kw, sw, dw, padding, pw)
+        acc = _acc_dtype(x)
+        if oh == 0 or ow == 0:
+            out = np.zeros((n, oh, ow, oc), acc)
+        else:
+            xp = np.pad(x.astype(acc, copy=False), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+            win = _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow)  # [N, oh, ow, C, kh, kw]
+            out = np.tensordot(win, f.astype(acc, copy=False), axes=([3, 4, 5], [2, 0, 1]))
+        return _from_nhwc(out.astype(x.dtype, copy=False), fmt)
+
+
+def _get_sequence(value: Any, what: str, fmt: str) -> tuple[int, ...]:
+    """TF1's ``_get_sequence``: an int, or 1, 2 or 4 ints, as a 4-tuple for ``fmt``."""
+    if value is None:
+        value = [1]
+    elif is_tensor_like(value):
+        v = constant_value(to_tensor(value))
+        if v is None:
+            raise errors.GraphValueError(None, None, f"{what} must be known when the graph is "
+                                                     "built")
+        value = v.tolist()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, Sequence):
+        value = [value]
+    try:
+        v = [int(i) for i in value]
+    except (TypeError, ValueError):
+        raise errors.GraphTypeError(None, None, f"{what} must be ints, got {value!r}") from None
+    if len(v) == 4:
+        return tuple(v)
+    if len(v) == 1:
+        v = v * 2
+    elif len(v) != 2:
+        raise errors.GraphValueError(None, None, f"{what} should be of length 1, 2 or 4 but "
+                                                 f"was {len(v)}")
+    return (1, v[0], v[1], 1) if fmt == "NHWC" else (1, 1, v[0], v[1])
+
+
+def _data_format(data_format: str | None, what: str) -> str:
+    fmt = "NHWC" if data_format is None else data_format
+    if fmt not in _FORMATS:
+        raise errors.GraphValueError(None, None, f"{what}: data_format must be 'NHWC' or "
+                                                 f"'NCHW', got {data_format!r}")
+    return fmt
+
+
+def _convert_padding(padding: Any, what: str) -> tuple[str, tuple[int, ...]]:
+    """A padding string, or TF1's explicit ``[[0, 0], [top, bottom], [left, right], [0, 0]]``."""
+    if isinstance(padding, str):
+        return padding, ()
+    try:
+        pairs = [[int(a) for a in pair] for pair in padding]
+    except (TypeError, ValueError):
+        raise errors.GraphValueError(None, None, f"{what}: padding must be 'SAME', 'VALID' "
+                                                 f"or a list of 4 pairs, got {padding!r}") from None
+    if len(pairs) != 4 or any(len(p) != 2 for p in pairs):
+        raise errors.GraphValueError(None, None, f"{what}: explicit padding must be a list of "
+                                                 f"4 pairs, got {padding!r}")
+    return "EXPLICIT", tuple(i for p in pairs for i in p)
+
+
+def conv2d(input: Any, filter: Any = None, strides: Any = None, padding: Any = None,
+           use_cudnn_on_gpu: bool = True, data_format: str = "NHWC",
+           dilations: Any = (1, 1, 1, 1), name: str | None = None,
+           filters: Any = None) -> Tensor:
+    """2-D convolution (cross-correlation, as TF) of ``input`` with ``filter``.
+
+    TF1's ``tf.nn.conv2d``: ``output[b, i, j, k] = sum_{di, dj, q}
+    input[b, strides[1] * i + dilations[1] * di - pad_top, strides[2] * j +
+    dilations[2] * dj - pad_left, q] * filter[di, dj, q, k]``, zero outside
+    the input. With ``"SAME"`` padding the output has ``ceil(in / stride)``
+    rows and ``pad_total = max((out - 1) * stride + (k - 1) * dilation + 1 -
+    in, 0)``, the smaller half before; with ``"VALID"`` no padding.
+
+    Args:
+      input: a float Tensor ``[batch, in_height, in_width, in_channels]``
+        (``[batch, in_channels, in_height, in_width]`` for NCHW).
+      filter: a Tensor of input's dtype ``[height, width, in_channels, out_channels]``.
+      strides: an int or a list of 1, 2 or 4 ints; batch and depth strides must be 1.
+      padding: ``"SAME"``, ``"VALID"``, or explicit ``[[0, 0], [top, bottom],
+        [left, right], [0, 0]]`` (in data_format's order).
+      use_cudnn_on_gpu: accepted for TF1 compatibility.
+      data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+      dilations: an int or a list of 1, 2 or 4 ints; dilation rates of the filter.
+      name: op name (default ``Conv2D``).
+      filters: alias for ``filter``.
+
+    Returns:
+      A Tensor of input's dtype ``[batch, out_height, out_width, out_channels]``.
+
+    Raises:
+      ValueError: for channel mismatches, bad strides/dilations/padding, or a
+        VALID window larger than the (known) input.
+      TypeError: for non-float or mismatched dtypes.
+    """
+    if filter is not None and filters is not None:
+        raise errors.GraphValueError(None, None, "conv2d: cannot specify both 'filter' and "
+                                                 "'filters'")
+    filt = filter if filter is not None else filters
+    if filt is None or padding is None:
+        raise errors.GraphValueError(None, None, "conv2d: filter and padding must be given")
+    fmt = _data_format(data_format, "conv2d")
+    pad, explicit = _convert_padding(padding, "conv2d")
+    attrs = {"strides": _get_sequence(strides, "conv2d: strides", fmt), "padding": pad,
+             "explicit_paddings": explicit,
+             "dilations": _get_sequence(dilations, "conv2d: dilations", fmt), "data_format": fmt,
+             "use_cudnn_on_gpu": bool(use_cudnn_on_gpu)}
+    with op_scope(name, "Conv2D", [input, filt]) as scope:
+        x = to_tensor(input, name="input")
+        f = to_tensor(filt, dtype=None if is_tensor_like(filt) else x.dtype, name="filter")
+        return make("Conv2D", [x, f], attrs, name=scope)
+
+
+class _Pool(OpDef):
+    """Pools windows of attr ``ksize`` moving by ``strides`` over H and W."""
+
+    kind = OPAQUE
+    dtypes: tuple = F
+
+    def config(self, op: Any) -> tuple:
+        fmt = _check_format(op.get_attr("data_format"))
+        ksize = _check_window(op.get_attr("ksize"), "ksize", fmt)
+        strides = _check_window(op.get_attr("strides"), "strides", fmt)
+        padding, _, _ = _check_padding(op, fmt, allow_explicit=False)
+        return fmt, ksize, strides, padding
+
+    def infer(self, op):
+        x = op.inputs[0]
+        rules.check_dtype(x, self.dtypes, "input")
+        rules.require_rank(x, 4, "input")
+        fmt, (kh, kw), (sh, sw), padding = self.config(op)
+        n, h, w, c = _static_dims(x, fmt)
+        oh = _static_out(h, kh, sh, 1, padding, (0, 0), "pooling")
+        ow = _static_out(w, kw, sw, 1, padding, (0, 0), "pooling")
+        return [(x.dtype, _shape_in(fmt, n, oh, ow, c))]
+
+    def reference(self, op, inputs, ctx):
+        fmt, (kh, kw), (sh, sw), padding = self.config(op)
+        x = _to_nhwc(inputs[0], fmt)
+        n, h, w, c = x.shape
+        oh, pt, pb = _run_out(h, kh, sh, 1, padding, (0, 0))
+        ow, pl, pr = _run_out(w, kw, sw, 1, padding, (0, 0))
+        if oh == 0 or ow == 0 or n == 0 or c == 0:
+            out = np.zeros((n, oh, ow, c), x.dtype)
+        else:
+            out = self.pool(x, (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (oh, ow))
+        return _from_nhwc(out.astype(x.dtype, copy=False), fmt)
+
+    def pool(self, x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register
+class MaxPool(_Pool):
+    """Max over each window; padding never wins (it is the dtype's lowest value)."""
+
+    dtypes = NUM
+
+    def pool(self, x, k, s, pads, out):
+        low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=low)
+        return _windows(xp, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).max(axis=(-2, -1))
+
+
+@register
+class AvgPool(_Pool):
+    """Mean over each window's valid (non-padding) elements, as TF."""
+
+    def pool(self, x, k, s, pads, out):
+        acc = _acc_dtype(x)
+        xp = np.pad(x.astype(acc, copy=False), ((0, 0), pads[0], pads[1], (0, 0)))
+        total = _windows(xp, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).sum(axis=(-2, -1))
+        mask = np.pad(np.ones(x.shape[1:3], acc), pads)[None, :, :, None]
+        count = _windows(mask, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).sum(axis=(-2, -1))
+        return total / count
+
+
+def _pool_fn(op_type: str, what: str, value: Any, ksize: Any, strides: Any, padding: Any,
+             data_format: str | None, name: str | None, input: Any) -> Tensor:
+    if value is not None and input is not None:
+        raise errors.GraphValueError(None, None, f"{what}: cannot specify both 'value' and "
+                                                 "'input'")
+    value = value if value is not None else input
+    fmt = _data_format(data_format, what)
+    k = _get_sequence(ksize, f"{what}: ksize", fmt)
+    if any(i == 0 for i in k):
+        raise errors.GraphValueError(None, None, f"{what}: ksize cannot be zero.")
+    attrs = {"ksize": k, "strides": _get_sequence(strides, f"{what}: strides", fmt),
+             "padding": padding, "data_format": fmt}
+    with op_scope(name, op_type, [value]) as scope:
+        return make(op_type, [to_tensor(value, name="input")], attrs, name=scope)
+
+
+def max_pool(value: Any, ksize: Any, strides: Any, padding: str, data_format: str = "NHWC",
+             name: str | None = None, input: Any = None) -> Tensor:
+    """Max pooling over H and W (TF1's ``tf.nn.max_pool``).
+
+    With ``"SAME"`` padding the output has ``ceil(in / stride)`` rows and the
+    padded positions never contribute; with ``"VALID"`` windows lie inside the input.
+
+    Args:
+      value: a 4-D numeric Tensor in ``data_format``.
+      ksize: an int or a list of 1, 2 or 4 ints: the window size.
+      strides: an int or a list of 1, 2 or 4 ints: the window step.
+      padding: ``"SAME"`` or ``"VALID"``.
+      data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+      name: op name (default ``MaxPool``).
+      input: alias for ``value``.
+
+    Returns:
+      A Tensor of value's dtype.
+
+    Raises:
+      ValueError: for bad ksize/strides/padding or a VALID window larger than the input.
+    """
+    return _pool_fn("MaxPool", "max_pool", value, ksize, strides, padding, data_format, name,
+                    input)
+
+
+def avg_pool(value: Any, ksize: Any, strides: Any, padding: str, data_format: str = "NHWC",
+             name: str | None = None, input: Any = None) -> Tensor:
+    """Average pooling over H and W (TF1's ``tf.nn.avg_pool``).
+
+    Each output is the mean of its window's elements inside the input: with
+    ``"SAME"`` padding, border windows divide by their count of non-padded
+    elements, as TF does.
+
+    Args:
+      value: a 4-D float Tensor in ``data_format``.
+      ksize: an int or a list of 1, 2 or 4 ints: the window size.
+      strides: an int or a list of 1, 2 or 4 ints: the window step.
+      padding: ``"SAME"`` or ``"VALID"``.
+      data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+      name: op name (default ``AvgPool``).
+      input: alias for ``value``.
+
+    Returns:
+      A Tensor of value's dtype.
+
+    Raises:
+      ValueError: for bad ksize/strides/padding or a VALID window larger than the input.
+      TypeError: if ``value`` is not a float tensor.
+    """
+    return _pool_fn("AvgPool", "avg_pool", value, ksize, strides, padding, data_format, name,
+                    input)
+
+
+# --- dropout ---------------------------------------------------------------------------
+def _noise_shape(x: Tensor, noise_shape: Any) -> Any:
+    """TF1's ``_get_noise_shape``: x's shape, or noise_shape with None filled from x."""
+    if noise_shape is None:
+        return array_ops.shape(x)
+    if is_tensor_like(noise_shape):
+        return noise_shape
+    try:
+        ns = as_shape(noise_shape)
+    except (TypeError, ValueError):
+        return noise_shape
+    xd = x.shape.values
+    if xd is not None and ns.ndims == len(xd):
+        return [a if a is not None else b for a, b in zip(ns.values, xd)]
+    return ns.as_list() if ns.ndims is not None else noise_shape
+
+
+def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: int | None = None,
+            name: str | None = None, rate: Any = None) -> Tensor:
+    """Zeroes elements with probability ``rate`` and scales the rest by ``1 / (1 - rate)``.
+
+    TF1's ``tf.nn.dropout``: give exactly one of ``keep_prob`` (deprecated) and
+    ``rate = 1 - keep_prob``. Built as TF1 builds it: ``x * (1 / keep_prob) *
+    cast(random_uniform(noise_shape) >= rate)``. A Python rate of 0 returns
+    ``x`` itself.
+
+    Args:
+      x: a float Tensor.
+      keep_prob: the probability that each element is kept (deprecated), a
+        Python float or a scalar Tensor.
+      noise_shape: a 1-D int shape broadcastable to x's shape for the random
+        keep/drop mask; None entries take x's dims. Default: x's shape.
+      seed: an op-level seed (see ``gf.set_random_seed``).
+      name: scope name (default ``dropout``).
+      rate: the probability that each element is dropped, a Python float in
+        ``[0, 1)`` or a scalar Tensor.
+
+    Returns:
+      A Tensor of x's shape and dtype.
+
+    Raises:
+      ValueError: if both or neither of ``rate`` and ``keep_prob`` are given,
+        if a Python rate is outside ``[0, 1)``, or if x is not a float tensor.
+    """
+    if keep_prob is not None and rate is not None:
+        raise errors.GraphValueError(None, None, "dropout: cannot specify both 'rate' and "
+                                                 "'keep_prob'")
+    if keep_prob is not None:
+        if isinstance(keep_prob, numbers.Real):
+            if not 0 < keep_prob <= 1:
+                raise errors.GraphValueError(None, None, f"dropout: keep_prob must be a scalar "
+                                                         f"tensor or a float in the range (0, "
+                                                         f"1], got {keep_prob:g}")
+            rate = 1.0 - keep_prob
+        elif is_tensor_like(keep_prob):
+            rate = keep_prob
+        else:
+            raise errors.GraphValueError(None, None, f"dropout: keep_prob must be a floating "
+                                                     f"point number or Tensor (got "
+                                                     f"{keep_prob!r})")
+        rate_from_keep = not isinstance(keep_prob, numbers.Real)
+    else:
+        rate_from_keep = False
+    if rate is None:
+        raise errors.GraphValueError(None, None, "You must provide a rate to dropout.")
+    with op_scope(name, "dropout", [x]) as scope:
+        t = to_tensor(x, name="x")
+        if not t.dtype.is_floating:
+            raise errors.GraphValueError(None, None, f"dropout: x has to be a floating point "
+                                                     f"tensor since it's going to be scaled. "
+                                                     f"Got a {t.dtype.name} tensor instead.")
+        if isinstance(rate, numbers.Real):
+            if not 0 <= rate < 1:
+                raise errors.GraphValueError(None, None, f"dropout: rate must be a scalar "
+                                                         f"tensor or a float in the range [0, "
+                                                         f"1), got {rate:g}")
+            if rate == 0:
+                return t
+        if rate_from_keep:
+            rate = math_ops.subtract(1.0, to_tensor(rate, name="keep_prob"))
+        r = to_tensor(rate, dtype=t.dtype, name="rate")
+        if not r.shape.is_compatible_with(TensorShape([])):
+            raise errors.ShapeError(None, None, f"dropout: rate must be a scalar, got shape "
+                                                f"{r.shape}")
+        cv = constant_value(r)
+        if cv is not None and cv == 0:
+            return t
+        random_tensor = random_ops.random_uniform(_noise_shape(t, noise_shape), seed=seed,
+                                                  dtype=t.dtype)
+        keep = math_ops.subtract(np.array(1, t.dtype.np), r, name="sub")
+        scale = math_ops.realdiv(np.array(1, t.dtype.np), keep, name="truediv")
+        keep_mask = math_ops.greater_equal(random_tensor, r)
+        ret = math_ops.multiply(math_ops.multiply(t, scale, name="mul"),
+                                math_ops.cast(keep_mask, t.dtype), name=scope)
+        ret.set_shape(t.shape)
+        return ret
+
+
+# --- normalization ---------------------------------------------------------------------
+def moments(x: Any, axes: Any, shift: Any = None, name: str | None = None,
+            keep_dims: bool | None = None,
+            keepdims: bool | None = None) -> tuple[Tensor, Tensor]:
+    """Mean and (population) variance of ``x`` over ``axes`` (TF1's ``tf.nn.moments``).
+
+    Built as TF1 builds it: ``mean = reduce_mean(x, axes)`` and ``variance =
+    reduce_mean(squared_difference(x, stop_gradient(mean)), axes)``; float16
+    inputs are computed in float32 and cast back.
+
+    Args:
+      x: a float Tensor.
+      axes: ints: the axes to reduce over (e.g. ``[0, 1, 2]`` for batch norm
+        of NHWC activations, ``[0]`` for a batch of vectors).
+      shift: unused, as in TF1.
+      name: scope name (default ``moments``).
+      keep_dims: deprecated alias for ``keepdims``.
+      keepdims: keep the reduced axes with size 1.
+
+    Returns:
+      A ``(mean, variance)`` pair of Tensors.
+    """
+    if keep_dims is not None and keepdims is not None:
+        raise errors.GraphValueError(None, None, "moments: cannot specify both 'keepdims' and "
+                                                 "'keep_dims'")
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    with op_scope(name, "moments", [x]):
+        t = to_tensor(x, name="x")
+        y = math_ops.cast(t, _dt.float32) if t.dtype is _dt.float16 else t
+        mean = math_ops.reduce_mean(y, axes, keepdims=True, name="mean")
+        variance = math_ops.reduce_mean(
+            math_ops.squared_difference(y, array_ops.stop_gradient(mean)), axes, keepdims=True,
+            name="variance")
+        if not keep:
+            mean = array_ops.squeeze(mean, axes)
+            variance = array_ops.squeeze(variance, axes)
+        if t.dtype is _dt.float16:
+            return math_ops.cast(mean, _dt.float16), math_ops.cast(variance, _dt.float16)
+        return mean, variance
+
+
+def batch_normalization(x: Any, mean: Any, variance: Any, offset: Any, scale: Any,
+                        variance_epsilon: float, name: str | None = None) -> Tensor:
+    """Normalizes ``x`` by ``mean`` and ``variance``, then scales and shifts it.
+
+    TF1's ``tf.nn.batch_normalization``: ``scale * (x - mean) /
+    sqrt(variance + variance_epsilon) + offset``, built as TF1 builds it:
+    ``inv = rsqrt(variance + epsilon) * scale``; ``x * inv + (offset - mean * inv)``.
+    All arguments broadcast against ``x``.
+
+    Args:
+      x: a float Tensor.
+      mean: a mean Tensor.
+      variance: a variance Tensor.
+      offset: a beta (shift) Tensor, or None.
+      scale: a gamma (scale) Tensor, or None.
+      variance_epsilon: a small float added to the variance to avoid dividing by zero.
+      name: scope name (default ``batchnorm``).
+
+    Returns:
+      The normalized, scaled, offset Tensor.
+    """
+    with op_scope(name, "batchnorm", [x, mean, variance, scale, offset]):
+        t = to_tensor(x, name="x")
+        m = to_tensor(mean, dtype=None if is_tensor_like(mean) else t.dtype, name="mean")
+        v = to_tensor(variance, dtype=None if is_tensor_like(variance) else t.dtype,
+                      name="variance")
+        inv = math_ops.rsqrt(math_ops.add(v, np.array(variance_epsilon, v.dtype.np)))
+        if scale is not None:
+            inv = math_ops.multiply(inv, _like(scale, inv))
+        mean_inv = math_ops.multiply(m, inv)
+        if offset is not None:
+            shift = math_ops.subtract(_like(offset, inv), mean_inv)
+        else:
+            shift = math_ops.negative(mean_inv)
+        return math_ops.add(math_ops.multiply(t, math_ops.cast(inv, t.dtype)),
+                            math_ops.cast(shift, t.dtype))
+
+
+def _like(v: Any, t: Tensor) -> Tensor:
+    """``v`` as a Tensor; Python/NumPy values take ``t``'s dtype."""
+    return to_tensor(v, dtype=None if is_tensor_like(v) else t.dtype)
+
+
+__all__ = [
+    "relu", "relu6", "elu", "selu", "softplus", "softsign", "leaky_relu", "gelu",
+    "softmax", "log_softmax", "bias_add", "l2_loss",
+    "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits",
+    "conv2d", "max_pool", "avg_pool", "dropout", "moments", "batch_normalization",
+]
