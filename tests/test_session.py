@@ -126,8 +126,8 @@ def test_train_op_and_loss_fetched_together_see_the_old_value():
     update = gf.assign_sub(v, 1.0)
     with gf.Session() as s:
         s.run(gf.global_variables_initializer())
-        _, l = s.run([update, loss])
-        assert l == 9.0
+        _, value = s.run([update, loss])
+        assert value == 9.0
         assert s.run(v) == 2.0
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -10,9 +11,16 @@ from graphflow.framework import dtypes as _dt
 from graphflow.framework import errors
 from graphflow.framework.graph import Tensor
 from graphflow.framework.op_def import INJECTIVE, OPAQUE, OpDef, register, shape_error
-from graphflow.framework.tensor_shape import TensorShape, as_shape, unknown_shape
+from graphflow.framework.tensor_shape import Dimension, TensorShape, as_shape, unknown_shape
 from graphflow.ops import rules
-from graphflow.ops.building import make, normalize_axis, op_scope, to_tensor, to_tensors
+from graphflow.ops.building import (
+    make,
+    make_op,
+    normalize_axis,
+    op_scope,
+    to_tensor,
+    to_tensors,
+)
 from graphflow.ops.constant_op import constant, constant_value, constant_value_as_shape
 
 
@@ -471,8 +479,8 @@ def _filled(shape: Any, value: float, dtype: Any, name: str | None, default: str
     with op_scope(name, default, []) as scope:
         if static is not None and int(np.prod(static, dtype=np.int64)) <= 1000:
             return constant(np.full(static, value, dtype=d.np), dtype=d, name=scope)
-        return make("Fill", [_shape_input(shape), constant(value, dtype=d, name="Const")],
-                    name=scope)
+        fill_value = constant(np.array(value, dtype=d.np), dtype=d, name="Const")
+        return make("Fill", [_shape_input(shape), fill_value], name=scope)
 
 
 def zeros(shape: Any, dtype: Any = _dt.float32, name: str | None = None) -> Tensor:
@@ -491,7 +499,8 @@ def _like(tensor: Any, value: float, dtype: Any, name: str | None, default: str)
         d = _dt.as_dtype(dtype) if dtype is not None else x.dtype
         if x.shape.is_fully_defined():
             return _filled(list(x.shape.values), value, d, scope, default)
-        return make("Fill", [shape(x), constant(value, dtype=d, name="Const")], name=scope)
+        fill_value = constant(np.array(value, dtype=d.np), dtype=d, name="Const")
+        return make("Fill", [shape(x), fill_value], name=scope)
 
 
 def zeros_like(tensor: Any, dtype: Any = None, name: str | None = None,
@@ -506,3 +515,789 @@ def ones_like(tensor: Any, dtype: Any = None, name: str | None = None,
     return _like(tensor, 1, dtype, name, "ones_like")
 
 
+# ===================================================================================
+# Unstack, split, tile, pad, range, eye and one_hot.
+# ===================================================================================
+_INDEX_DTYPES = (_dt.int32, _dt.int64)
+
+
+# --- build-time values of small int tensors -------------------------------------------
+def _partial_value(t: Tensor) -> np.ndarray | None:
+    """What is known of ``t``'s value when the graph is built.
+
+    Returns an object array of ``t``'s shape whose elements are Python numbers
+    or None (unknown), or None when not even the shape is known. Follows
+    constants, shapes (``gf.shape(x)`` of partly known x), Pack, ConcatV2,
+    Identity and Cast between ints, and slicing or gathering of such values,
+    so ``[gf.shape(x)[0], 2]`` is known to be ``[x.shape[0], 2]``.
+    """
+    v = constant_value(t)
+    if v is not None:
+        return np.asarray(v).astype(object)
+    op = t.op
+    typ = op.type
+    out: np.ndarray | None = None
+    if typ == "Shape":
+        dims = op.inputs[0].shape.values
+        if dims is not None:
+            out = np.array(list(dims) if dims else [], dtype=object).reshape(len(dims))
+    elif typ in ("Identity", "StopGradient"):
+        out = _partial_value(op.inputs[0])
+    elif typ == "Cast" and t.dtype.is_integer and op.inputs[0].dtype.is_integer:
+        out = _partial_value(op.inputs[0])
+    elif typ in ("Pack", "ConcatV2"):
+        parts = [_partial_value(i) for i in op.inputs]
+        if all(p is not None for p in parts):
+            fn = np.stack if typ == "Pack" else np.concatenate
+            out = fn(parts, axis=op.get_attr("axis"))
+    elif typ in ("StridedSlice", "Slice", "GatherV2"):
+        src = _partial_value(op.inputs[0])
+        args = [constant_value(i) for i in op.inputs[1:]]
+        if src is not None and all(a is not None for a in args):
+            try:
+                out = np.asarray(op.op_def.reference(op, [src, *args], None), dtype=object)
+            except (errors.OpError, ValueError, TypeError, IndexError):
+                out = None
+    if out is not None and t.shape.is_compatible_with(out.shape):
+        return out
+    if t.shape.is_fully_defined():
+        return np.full(t.shape.values, None, dtype=object)
+    return None
+
+
+def _partial_list(t: Tensor) -> list[Any] | None:
+    """The elements of a 1-D tensor known at build time (None: unknown), or None."""
+    v = _partial_value(t)
+    if v is None or v.ndim != 1:
+        return None
+    return [None if e is None else int(e) for e in v.tolist()]
+
+
+def _partial_scalar(t: Tensor) -> Any:
+    """The value of a scalar tensor if known at build time, else None."""
+    v = _partial_value(t)
+    if v is None or v.size != 1:
+        return None
+    return v.reshape(()).item()
+
+
+def _require_vector(t: Tensor, what: str) -> int | None:
+    """Checks ``t`` is 1-D; returns its static length (or None)."""
+    r = t.shape.ndims
+    if r is not None and r != 1:
+        raise shape_error(f"{what} must be a 1-D tensor, got shape {t.shape}")
+    return None if r is None else t.shape.values[0]
+
+
+def _require_scalar(t: Tensor, what: str) -> None:
+    if t.shape.ndims not in (None, 0):
+        raise shape_error(f"{what} must be a scalar, got shape {t.shape}")
+
+
+def _run_error(message: str) -> errors.InvalidArgumentError:
+    """A run-time error; the interpreter adds the op's name and source line."""
+    return errors.InvalidArgumentError(None, None, message)
+
+
+# --- unstack ------------------------------------------------------------------------
+@register
+class Unpack(OpDef):
+    """Splits its input along attr ``axis`` into attr ``num`` tensors of rank r-1."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        x = op.inputs[0]
+        num, axis = op.get_attr("num"), op.get_attr("axis")
+        dims = x.shape.values
+        if dims is None:
+            return [(x.dtype, unknown_shape())] * num
+        a = axis + len(dims) if axis < 0 else axis
+        if dims[a] is not None and dims[a] != num:
+            raise shape_error(f"dimension {axis} of {x.name} (shape {x.shape}) must be {num} "
+                              f"to unstack it into {num} tensors")
+        out = TensorShape(dims[:a] + dims[a + 1:])
+        return [(x.dtype, out)] * num
+
+    def reference(self, op, inputs, ctx):
+        x = inputs[0]
+        num, axis = op.get_attr("num"), op.get_attr("axis")
+        if not -x.ndim <= axis < x.ndim:
+            raise _run_error(f"axis {axis} is out of range for an input of shape {list(x.shape)}")
+        if x.shape[axis] != num:
+            raise _run_error(f"Input shape axis {axis} must equal {num}, got shape "
+                             f"{list(x.shape)}")
+        moved = np.moveaxis(x, axis, 0)
+        return [moved[i] for i in range(num)]
+
+
+def unstack(value: Any, num: int | None = None, axis: int = 0,
+            name: str = "unstack") -> list[Tensor]:
+    """Unpacks dimension ``axis`` of ``value`` into a list of tensors (TF1's ``tf.unstack``).
+
+    Args:
+      value: a tensor of rank R > 0.
+      num: the length of dimension ``axis``; inferred from the static shape if None.
+      axis: the dimension to unstack along, in ``[-R, R)``.
+      name: op name.
+
+    Returns:
+      A list of ``num`` tensors of rank R-1.
+
+    Raises:
+      ValueError: if ``axis`` is out of range, or ``num`` is None and cannot be inferred.
+    """
+    with op_scope(name, "unstack", [value]) as scope:
+        x = to_tensor(value, name="value")
+        r = x.shape.ndims
+        a = int(axis)
+        if r is not None:
+            if r == 0:
+                raise errors.ShapeError(None, None, f"{scope[:-1]}: cannot unstack a scalar")
+            a = normalize_axis(a, r, f"{scope[:-1]}: axis")
+        if num is None:
+            num = None if r is None else x.shape.values[a]
+            if num is None:
+                raise errors.ShapeError(None, None, f"{scope[:-1]}: Cannot infer num from shape "
+                                                    f"{x.shape}")
+        if int(num) < 0:
+            raise errors.ShapeError(None, None, f"{scope[:-1]}: num must be >= 0, got {num}")
+        op = make_op("Unpack", [x], {"num": int(num), "axis": a}, name=scope)
+        return op.outputs
+
+
+# --- split --------------------------------------------------------------------------
+def _split_axis(op: Any, axis_t: Tensor, x: Tensor) -> int | None:
+    """The static, non-negative split axis, or None if unknown."""
+    rules.check_dtype(axis_t, _INDEX_DTYPES, "split_dim")
+    _require_scalar(axis_t, "split_dim")
+    a = _partial_scalar(axis_t)
+    r = x.shape.ndims
+    if a is None or r is None:
+        return None
+    if not -r <= a < r:
+        raise shape_error(f"split_dim {a} is out of range for input {x.name} of shape {x.shape}")
+    return a % r
+
+
+def _split_run_axis(axis: Any, x: np.ndarray) -> int:
+    a = int(axis)
+    if not -x.ndim <= a < x.ndim:
+        raise _run_error(f"-input rank(-{x.ndim}) <= split_dim < input rank ({x.ndim}), but got "
+                         f"{a}")
+    return a % x.ndim
+
+
+@register
+class Split(OpDef):
+    """Splits input 1 into attr ``num_split`` equal parts along scalar input 0."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        axis_t, x = op.inputs
+        n = op.get_attr("num_split")
+        a = _split_axis(op, axis_t, x)
+        dims = x.shape.values
+        if dims is None:
+            return [(x.dtype, unknown_shape())] * n
+        if a is None:
+            return [(x.dtype, unknown_shape(len(dims)))] * n
+        d = dims[a]
+        if d is not None and d % n:
+            raise shape_error(f"Dimension {a} of {x.name} (shape {x.shape}) must be evenly "
+                              f"divisible by {n} but is {d}")
+        out = list(dims)
+        out[a] = None if d is None else d // n
+        return [(x.dtype, TensorShape(out))] * n
+
+    def reference(self, op, inputs, ctx):
+        axis, x = inputs
+        n = op.get_attr("num_split")
+        a = _split_run_axis(axis, x)
+        if x.shape[a] % n:
+            raise _run_error(f"Number of ways to split should evenly divide the split dimension, "
+                             f"but got split_dim {a} (size = {x.shape[a]}) and num_split {n}")
+        return np.split(x, n, axis=a)
+
+
+@register
+class SplitV(OpDef):
+    """Splits input 0 into pieces of the sizes in input 1 (one may be -1) along input 2."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        x, sizes_t, axis_t = op.inputs
+        n = op.get_attr("num_split")
+        rules.check_dtype(sizes_t, _INDEX_DTYPES, "size_splits")
+        length = _require_vector(sizes_t, "size_splits")
+        if length is not None and length != n:
+            raise shape_error(f"size_splits has {length} elements but num_split is {n}")
+        a = _split_axis(op, axis_t, x)
+        dims = x.shape.values
+        if dims is None:
+            return [(x.dtype, unknown_shape())] * n
+        if a is None:
+            return [(x.dtype, unknown_shape(len(dims)))] * n
+        sizes = _partial_list(sizes_t) or [None] * n
+        if sum(1 for s in sizes if s == -1) > 1:
+            raise shape_error(f"size_splits {sizes} can contain at most one -1")
+        if any(s is not None and s < -1 for s in sizes):
+            raise shape_error(f"size_splits {sizes} must be >= 0 (or one -1)")
+        d = dims[a]
+        known = [s for s in sizes if s is not None and s != -1]
+        if d is not None and sum(known) > d or (
+                d is not None and len(known) == n and sum(known) != d):
+            raise shape_error(f"The specified sizes {sizes} must sum to dimension {a} of "
+                              f"{x.name} (shape {x.shape}), which is {d}")
+        if -1 in sizes and len(known) == n - 1 and d is not None:
+            sizes = [d - sum(known) if s == -1 else s for s in sizes]
+        outs = []
+        for s in sizes:
+            dd = list(dims)
+            dd[a] = None if s is None or s == -1 else s
+            outs.append((x.dtype, TensorShape(dd)))
+        return outs
+
+    def reference(self, op, inputs, ctx):
+        x, sizes, axis = inputs
+        a = _split_run_axis(axis, x)
+        sizes = [int(s) for s in sizes]
+        d = x.shape[a]
+        if len(sizes) != op.get_attr("num_split"):
+            raise _run_error(f"size_splits has {len(sizes)} elements, expected "
+                             f"{op.get_attr('num_split')}")
+        if sum(1 for s in sizes if s == -1) > 1 or any(s < -1 for s in sizes):
+            raise _run_error(f"size_splits {sizes} must be >= 0 with at most one -1")
+        known = sum(s for s in sizes if s != -1)
+        if -1 in sizes:
+            if known > d:
+                raise _run_error(f"The specified sizes {sizes} add up to more than dimension "
+                                 f"{a} of the input (size {d})")
+            sizes = [d - known if s == -1 else s for s in sizes]
+        elif known != d:
+            raise _run_error(f"Determined shape must either match input shape along split_dim "
+                             f"exactly if fully specified, or be less than the size of the "
+                             f"input along split_dim if not fully specified. Got: {sizes} for "
+                             f"dimension {a} of size {d}")
+        return np.split(x, np.cumsum(sizes)[:-1], axis=a)
+
+
+def split(value: Any, num_or_size_splits: Any, axis: Any = 0, num: int | None = None,
+          name: str = "split") -> list[Tensor]:
+    """Splits ``value`` along ``axis`` into sub-tensors (TF1's ``tf.split``).
+
+    Args:
+      value: the tensor to split.
+      num_or_size_splits: an int N (N equal parts, op ``Split``) or a 1-D list or
+        tensor of sizes, one of which may be -1 (op ``SplitV``).
+      axis: the dimension to split along (an int or scalar int tensor).
+      num: the number of outputs when it cannot be inferred from ``num_or_size_splits``.
+      name: op name.
+
+    Returns:
+      A list of tensors.
+
+    Raises:
+      ValueError: if the sizes do not fit the dimension, or ``num`` cannot be inferred.
+    """
+    with op_scope(name, "split", [value, num_or_size_splits, axis]) as scope:
+        x = to_tensor(value, name="value")
+        if isinstance(num_or_size_splits, (int, np.integer, Dimension)) and not isinstance(
+                num_or_size_splits, bool):
+            n = int(num_or_size_splits)
+            if n < 1:
+                raise errors.ShapeError(None, None, f"{scope[:-1]}: num_split must be >= 1, got "
+                                                    f"{n}")
+            a = to_tensor(axis, dtype=None if _is_tensorish(axis) else _dt.int32,
+                          name="split_dim")
+            return make_op("Split", [a, x], {"num_split": n}, name=scope).outputs
+        sizes = _shape_input(num_or_size_splits) if not _is_tensorish(num_or_size_splits) \
+            else to_tensor(num_or_size_splits)
+        if num is None:
+            length = sizes.shape.values[0] if sizes.shape.ndims == 1 else None
+            if length is None:
+                raise errors.ShapeError(None, None, f"{scope[:-1]}: Cannot infer num from shape "
+                                                    f"{sizes.shape} of num_or_size_splits")
+            num = length
+        a = to_tensor(axis, dtype=None if _is_tensorish(axis) else _dt.int32, name="split_dim")
+        return make_op("SplitV", [x, sizes, a], {"num_split": int(num)}, name=scope).outputs
+
+
+# --- tile ---------------------------------------------------------------------------
+def _mul_dim(d: int | None, m: int | None) -> int | None:
+    """TF's static ``d * m``: 0 and 1 are absorbing/neutral even if the other is unknown."""
+    if d == 0 or m == 0:
+        return 0
+    if d == 1:
+        return m
+    if m == 1:
+        return d
+    return None if d is None or m is None else d * m
+
+
+@register
+class Tile(OpDef):
+    """Repeats input 0 ``multiples[i]`` times along each dim i."""
+
+    kind = INJECTIVE
+
+    def infer(self, op):
+        x, m = op.inputs
+        rules.check_dtype(m, _INDEX_DTYPES, "multiples")
+        n = _require_vector(m, "multiples")
+        r = x.shape.ndims
+        if r is not None and n is not None and n != r:
+            raise shape_error(f"multiples has {n} elements but input {x.name} has rank {r} "
+                              f"(shape {x.shape})")
+        r = r if r is not None else n
+        if r is None:
+            return [(x.dtype, unknown_shape())]
+        mults = _partial_list(m) or [None] * r
+        if any(v is not None and v < 0 for v in mults):
+            raise shape_error(f"Expected multiples argument to be non-negative, got {mults}")
+        dims = x.shape.values or (None,) * r
+        return [(x.dtype, TensorShape([_mul_dim(d, v) for d, v in zip(dims, mults)]))]
+
+    def reference(self, op, inputs, ctx):
+        x, m = inputs
+        if m.shape != (x.ndim,):
+            raise _run_error(f"Expected multiples argument to be a vector of length {x.ndim} "
+                             f"but got length {m.size}")
+        if np.any(m < 0):
+            raise _run_error(f"Expected multiples argument to be non-negative, got "
+                             f"{m.tolist()}")
+        return np.tile(x, [int(v) for v in m]) if x.ndim else x.copy()
+
+
+def tile(input: Any, multiples: Any, name: str | None = None) -> Tensor:
+    """Repeats ``input`` ``multiples[i]`` times along dim i (TF1's ``tf.tile``).
+
+    Args:
+      input: a tensor of rank R.
+      multiples: R non-negative ints, a list or 1-D int32/int64 tensor.
+      name: op name.
+
+    Returns:
+      A tensor of shape ``input.shape * multiples``.
+
+    Raises:
+      ValueError: if ``multiples`` does not have R elements or has negative ones.
+    """
+    with op_scope(name, "Tile", [input, multiples]) as scope:
+        x = to_tensor(input, name="input")
+        m = to_tensor(multiples) if _is_tensorish(multiples) else _shape_input(multiples)
+        return make("Tile", [x, m], name=scope)
+
+
+# --- pad ----------------------------------------------------------------------------
+class _PadBase(OpDef):
+    """Shared rule of Pad, PadV2 and MirrorPad: input 1 is an int ``[rank, 2]`` paddings."""
+
+    kind = INJECTIVE
+
+    def limit(self, op: Any) -> int | None:
+        """How far padding may reach relative to the dim (MirrorPad); None: unlimited."""
+        return None
+
+    def infer(self, op):
+        x, p = op.inputs[:2]
+        rules.check_dtype(p, _INDEX_DTYPES, "paddings")
+        ps = p.shape.values
+        if ps is not None and (len(ps) != 2 or ps[1] not in (None, 2)):
+            raise shape_error(f"paddings must be a matrix with 2 columns, got shape {p.shape}")
+        r = x.shape.ndims
+        n = ps[0] if ps is not None else None
+        if r is not None and n is not None and n != r:
+            raise shape_error(f"The first dimension of paddings must be the rank of the input "
+                              f"{x.name}: paddings has shape {p.shape}, input shape {x.shape}")
+        r = r if r is not None else n
+        if r is None:
+            return [(x.dtype, unknown_shape())]
+        pv = _partial_value(p)
+        rows = pv.tolist() if pv is not None and pv.shape == (r, 2) else [[None, None]] * r
+        dims = x.shape.values or (None,) * r
+        limit = self.limit(op)
+        out = []
+        for i, (d, (lo, hi)) in enumerate(zip(dims, rows)):
+            for v in (lo, hi):
+                if v is not None and v < 0:
+                    raise shape_error(f"paddings must be non-negative, got {rows[i]} for "
+                                      f"dimension {i}")
+                if v is not None and d is not None and limit is not None and v > d - limit:
+                    raise shape_error(f"{op.get_attr('mode')} paddings {rows[i]} of dimension {i} "
+                                      f"must be {'less than' if limit else 'no greater than'} "
+                                      f"its size {d}")
+            out.append(None if d is None or lo is None or hi is None else d + lo + hi)
+        return [(x.dtype, TensorShape(out))]
+
+    def check(self, op: Any, x: np.ndarray, p: np.ndarray) -> list[tuple[int, int]]:
+        if p.shape != (x.ndim, 2):
+            raise _run_error(f"The first dimension of paddings must be the rank of inputs "
+                             f"{list(p.shape)}, {list(x.shape)}")
+        pairs = [(int(a), int(b)) for a, b in p]
+        limit = self.limit(op)
+        for i, (a, b) in enumerate(pairs):
+            if a < 0 or b < 0:
+                raise _run_error(f"Paddings must be non-negative: {a} {b}")
+            if limit is not None and max(a, b) > x.shape[i] - limit:
+                how = "less than" if limit else "no greater than"
+                raise _run_error(f"paddings must be {how} the dimension size: {a}, {b} for "
+                                 f"dimension {i} of size {x.shape[i]}")
+        return pairs
+
+
+@register
+class Pad(_PadBase):
+    """Pads with zeros."""
+
+    def reference(self, op, inputs, ctx):
+        x, p = inputs
+        return np.pad(x, self.check(op, x, p), mode="constant")
+
+
+@register
+class PadV2(_PadBase):
+    """Pads with the scalar input 2."""
+
+    def infer(self, op):
+        x, _, c = op.inputs
+        rules.same_dtype(x, c)
+        _require_scalar(c, "constant_values")
+        return super().infer(op)
+
+    def reference(self, op, inputs, ctx):
+        x, p, c = inputs
+        return np.pad(x, self.check(op, x, p), mode="constant", constant_values=c)
+
+
+@register
+class MirrorPad(_PadBase):
+    """Pads by mirroring; attr ``mode`` is REFLECT (edge excluded) or SYMMETRIC."""
+
+    def limit(self, op):
+        return 1 if op.get_attr("mode") == "REFLECT" else 0
+
+    def reference(self, op, inputs, ctx):
+        x, p = inputs
+        pairs = self.check(op, x, p)
+        if not any(a or b for a, b in pairs):
+            return x
+        return np.pad(x, pairs, mode=op.get_attr("mode").lower())
+
+
+def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = None,
+        constant_values: Any = 0) -> Tensor:
+    """Pads ``tensor`` (TF1's ``tf.pad``).
+
+    Args:
+      tensor: a tensor of rank R.
+      paddings: an int ``[R, 2]`` list or tensor: ``paddings[i] = [before, after]``.
+      mode: ``"CONSTANT"`` (op ``Pad``, or ``PadV2`` when ``constant_values`` is not 0),
+        ``"REFLECT"`` or ``"SYMMETRIC"`` (op ``MirrorPad``); case-insensitive.
+      name: op name.
+      constant_values: the scalar to pad with in CONSTANT mode, of ``tensor``'s dtype.
+
+    Returns:
+      The padded tensor.
+
+    Raises:
+      ValueError: for an unknown mode, or paddings that do not fit the tensor.
+    """
+    m = str(mode).upper()
+    if m not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+        raise errors.GraphValueError(None, None, f"pad: Unknown padding mode: {mode}")
+    default = {"CONSTANT": "Pad", "REFLECT": "MirrorPad", "SYMMETRIC": "MirrorPad"}[m]
+    plain = m == "CONSTANT" and not _is_tensorish(constant_values) and \
+        np.all(np.asarray(constant_values) == 0)
+    if m == "CONSTANT" and not plain:
+        default = "PadV2"
+    with op_scope(name, default, [tensor, paddings, constant_values]) as scope:
+        x = to_tensor(tensor, name="input")
+        p = to_tensor(paddings) if _is_tensorish(paddings) else _shape_input(paddings)
+        if m != "CONSTANT":
+            return make("MirrorPad", [x, p], {"mode": m}, name=scope)
+        if plain:
+            return make("Pad", [x, p], name=scope)
+        c = to_tensors([constant_values], ["constant_values"], dtype=x.dtype)[0]
+        return make("PadV2", [x, p, c], name=scope)
+
+
+# --- range --------------------------------------------------------------------------
+_RANGE_DTYPES = (_dt.int32, _dt.int64, _dt.float32, _dt.float64)
+
+
+def _range_size(start: Any, limit: Any, delta: Any, dtype: _dt.DType,
+                fail: Any) -> int:
+    """The number of elements of Range, computed in ``dtype`` as TF does."""
+    if dtype.is_integer:
+        s, lim, d = int(start), int(limit), int(delta)
+    else:
+        s, lim, d = (dtype.np.type(v) for v in (start, limit, delta))
+    if d == 0:
+        raise fail("Requires delta != 0")
+    if s > lim and d > 0:
+        raise fail(f"Requires start <= limit when delta > 0: {s}/{lim}")
+    if s < lim and d < 0:
+        raise fail(f"Requires start >= limit when delta < 0: {s}/{lim}")
+    if dtype.is_integer:
+        return (abs(lim - s) + abs(d) - 1) // abs(d)
+    return int(np.ceil(np.abs((lim - s) / d)))
+
+
+@register
+class Range(OpDef):
+    """``[start, start + delta, ...)`` up to ``limit`` (exclusive); three scalar inputs."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        start, limit, delta = op.inputs
+        d = rules.same_dtype(start, limit, delta)
+        rules.check_dtype(start, _RANGE_DTYPES, "start")
+        for t, what in zip(op.inputs, ("start", "limit", "delta")):
+            _require_scalar(t, what)
+        vals = [_partial_scalar(t) for t in op.inputs]
+        if vals[2] is not None and vals[2] == 0:
+            raise shape_error("Requires delta != 0")
+        if any(v is None for v in vals):
+            return [(d, TensorShape([None]))]
+        return [(d, TensorShape([_range_size(*vals, d, shape_error)]))]
+
+    def reference(self, op, inputs, ctx):
+        start, limit, delta = inputs
+        dt = op.outputs[0].dtype
+        n = _range_size(start, limit, delta, dt, _run_error)
+        if dt.is_integer:
+            return (start + delta * np.arange(n, dtype=dt.np)).astype(dt.np)
+        steps = np.full(n, delta, dtype=dt.np)
+        if n:
+            steps[0] = start
+        return np.add.accumulate(steps, dtype=dt.np)  # start, start+delta, ... as TF sums
+
+
+def _range(start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None,
+           name: str = "range") -> Tensor:
+    """A 1-D tensor ``[start, start + delta, ...)`` stopping before ``limit`` (TF1's ``tf.range``).
+
+    Args:
+      start: the first value; with ``limit`` None, it is the limit and start is 0.
+      limit: the exclusive end.
+      delta: the step, non-zero.
+      dtype: the result dtype; when None the widest of the arguments' dtypes
+        (int32 < int64 < float32 < float64), so ``range(5)`` is int32 and
+        ``range(0., 1., .25)`` float32.
+      name: op name.
+
+    Returns:
+      A 1-D tensor.
+
+    Raises:
+      ValueError: if delta is 0 or points away from limit (when known at build time).
+      TypeError: for arguments that are not int32/int64/float32/float64.
+    """
+    if limit is None:
+        start, limit = 0, start
+    with op_scope(name, "Range", [start, limit, delta]) as scope:
+        want = None if dtype is None else _dt.as_dtype(dtype)
+        ts = []
+        for v, what in zip((start, limit, delta), ("start", "limit", "delta")):
+            try:
+                ts.append(to_tensor(v, dtype=want, name=what))
+            except TypeError as e:
+                raise errors.DTypeError(None, None, f"{scope[:-1]}: {what}: {e}") from None
+        if want is None:
+            for t in ts:
+                if t.dtype not in _RANGE_DTYPES:
+                    raise errors.DTypeError(
+                        None, None, f"{scope[:-1]}: {t.name} has dtype {t.dtype.name}; range "
+                                    "takes int32, int64, float32 or float64")
+            want = max((t.dtype for t in ts), key=_RANGE_DTYPES.index)
+            from graphflow.ops.math_ops import cast
+
+            ts = [cast(t, want) for t in ts]
+        return make("Range", ts, name=scope)
+
+
+# ``range`` is the public name; it is served by __getattr__ below rather than bound as a
+# module global, so the builtin ``range`` keeps working inside this module.
+_range.__name__ = _range.__qualname__ = "range"
+
+
+# --- one_hot ------------------------------------------------------------------------
+@register
+class OneHot(OpDef):
+    """One-hot encoding: inputs indices, depth, on_value, off_value; attr ``axis``."""
+
+    kind = OPAQUE
+
+    def infer(self, op):
+        idx, depth, on, off = op.inputs
+        rules.check_dtype(idx, (_dt.uint8, _dt.int32, _dt.int64), "indices")
+        rules.check_dtype(depth, (_dt.int32,), "depth")
+        _require_scalar(depth, "depth")
+        _require_scalar(on, "on_value")
+        _require_scalar(off, "off_value")
+        d = rules.same_dtype(on, off)
+        axis = op.get_attr("axis")
+        dims = idx.shape.values
+        if dims is not None and not -1 <= axis <= len(dims):
+            raise shape_error(f"Expected axis to be -1 or between [0, {len(dims) + 1}). But "
+                              f"received: {axis}")
+        if axis < -1:
+            raise shape_error(f"Expected axis to be -1 or non-negative, got {axis}")
+        n = _partial_scalar(depth)
+        if n is not None and n < 0:
+            raise shape_error(f"depth must be non-negative, got: {n}")
+        if dims is None:
+            return [(d, unknown_shape())]
+        out = list(dims)
+        out.insert(len(dims) if axis == -1 else axis, n)
+        return [(d, TensorShape(out))]
+
+    def reference(self, op, inputs, ctx):
+        idx, depth, on, off = inputs
+        n = int(depth)
+        if n < 0:
+            raise _run_error(f"depth must be non-negative, got: {n}")
+        axis = op.get_attr("axis")
+        hot = idx.astype(np.int64)[..., None] == np.arange(n, dtype=np.int64)
+        out = np.where(hot, on, off).astype(on.dtype)
+        return np.moveaxis(out, -1, idx.ndim if axis == -1 else axis)
+
+
+def one_hot(indices: Any, depth: Any, on_value: Any = None, off_value: Any = None,
+            axis: int | None = None, dtype: Any = None, name: str | None = None) -> Tensor:
+    """A one-hot tensor (TF1's ``tf.one_hot``).
+
+    Locations given by ``indices`` take ``on_value`` and all others ``off_value``;
+    an index outside ``[0, depth)`` (negative ones included) gives a row of ``off_value``.
+
+    Args:
+      indices: a uint8/int32/int64 tensor of indices.
+      depth: a scalar int, the size of the one-hot dimension.
+      on_value: scalar for the hot locations (default 1).
+      off_value: scalar for the others (default 0).
+      axis: where the new dimension goes; -1 (default) appends it.
+      dtype: the result dtype; default: the dtype of on_value/off_value, else float32.
+      name: op name.
+
+    Returns:
+      A tensor of rank ``rank(indices) + 1``.
+
+    Raises:
+      TypeError: if on_value, off_value and dtype disagree.
+      ValueError: if ``axis`` or ``depth`` is out of range.
+    """
+    with op_scope(name, "one_hot", [indices, depth, on_value, off_value]) as scope:
+        want = None if dtype is None else _dt.as_dtype(dtype)
+        values = {}
+        for key, v in (("on_value", on_value), ("off_value", off_value)):
+            if v is None:
+                continue
+            if _is_tensorish(v):
+                t = to_tensor(v)
+            else:
+                try:
+                    t = to_tensor(v, dtype=want, name=key)
+                except TypeError as e:
+                    raise errors.DTypeError(None, None, f"{scope[:-1]}: {key}: {e}") from None
+            if want is not None and t.dtype is not want:
+                raise errors.DTypeError(None, None, f"{scope[:-1]}: dtype {t.dtype.name} of "
+                                                    f"{key} does not match dtype parameter "
+                                                    f"{want.name}")
+            values[key] = t
+        if want is None:
+            want = next((t.dtype for t in values.values()), _dt.float32)
+        on = values.get("on_value")
+        off = values.get("off_value")
+        if on is None:
+            on = constant(np.ones((), want.np), dtype=want, name="on_value")
+        if off is None:
+            off = constant(np.zeros((), want.np), dtype=want, name="off_value")
+        if on.dtype is not off.dtype:
+            raise errors.DTypeError(None, None, f"{scope[:-1]}: dtype {on.dtype.name} of "
+                                                f"on_value does not match dtype "
+                                                f"{off.dtype.name} of off_value")
+        idx = to_tensor(indices, name="indices")
+        dep = to_tensor(depth, dtype=None if _is_tensorish(depth) else _dt.int32, name="depth")
+        return make("OneHot", [idx, dep, on, off], {"axis": -1 if axis is None else int(axis)},
+                    name=scope)
+
+
+# --- eye ------------------------------------------------------------------------------
+def eye(num_rows: Any, num_columns: Any = None, batch_shape: Any = None,
+        dtype: Any = _dt.float32, name: str | None = None) -> Tensor:
+    """An identity matrix, or a batch of them (TF1's ``tf.eye``).
+
+    Built from primitives: ``cast(equal(range(rows)[:, None], range(cols)), dtype)``,
+    tiled over ``batch_shape``.
+
+    Args:
+      num_rows: a non-negative int (or scalar int tensor): rows of each matrix.
+      num_columns: columns (default: ``num_rows``).
+      batch_shape: a list of ints (or 1-D int tensor of known length); the result
+        has shape ``batch_shape + [num_rows, num_columns]``.
+      dtype: the element type.
+      name: scope name (default ``eye``).
+
+    Returns:
+      A tensor with ones on the main diagonal of each matrix and zeros elsewhere.
+
+    Raises:
+      TypeError: if num_rows/num_columns are not integers.
+      ValueError: if they are negative.
+    """
+    from graphflow.ops.math_ops import cast, equal
+
+    with op_scope(name, "eye", [num_rows, num_columns, batch_shape]) as scope:
+        def size_tensor(v: Any, what: str) -> Any:
+            if _is_tensorish(v):
+                return cast(to_tensor(v, name=what), _dt.int32)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise errors.DTypeError(None, None, f"{scope[:-1]}: {what} must be a "
+                                                    f"non-negative integer, got {v!r}")
+            if v < 0:
+                raise errors.ShapeError(None, None, f"{scope[:-1]}: {what} must be "
+                                                    f"non-negative, got {v}")
+            return int(v)
+
+        rows = size_tensor(num_rows, "num_rows")
+        cols = rows if num_columns is None else size_tensor(num_columns, "num_columns")
+        d = _dt.as_dtype(dtype)
+        hot = equal(expand_dims(_range(rows), 1), _range(cols))
+        batch = [] if batch_shape is None else batch_shape
+        if not _is_tensorish(batch) and len(batch) == 0:
+            out = cast(hot, d, name=scope)
+            return out if out is not hot else identity(hot, name=scope)
+        b = to_tensor(batch) if _is_tensorish(batch) else _shape_input(batch)
+        k = b.shape.values[0] if b.shape.ndims == 1 else None
+        if k is None:
+            raise errors.ShapeError(None, None, f"{scope[:-1]}: batch_shape must have a length "
+                                                "known when the graph is built")
+        one = reshape(cast(hot, d), [1] * k + [rows, cols])
+        return tile(one, concat([b, constant([1, 1], dtype=b.dtype)], 0), name=scope)
+
+
+# --- names --------------------------------------------------------------------------
+# Ops defined in graphflow.ops.indexing_ops that TF1 keeps in array_ops; looked up
+# lazily (indexing_ops imports this module).
+_FROM_INDEXING = ("gather", "gather_nd", "slice", "strided_slice")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "range":
+        return _range
+    if name in _FROM_INDEXING:
+        from graphflow.ops import indexing_ops
+
+        return getattr(indexing_ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "concat", "expand_dims", "eye", "fill", "identity", "one_hot", "ones", "ones_like", "pad",
+    "range", "rank", "reshape", "shape", "size", "split", "squeeze", "stack", "stop_gradient",
+    "tile", "transpose", "unstack", "zeros", "zeros_like",
+]

@@ -112,9 +112,9 @@ def normalize_axis(axis: Any, rank: int | None, what: str = "axis") -> int:
     axis = int(axis)
     if rank is None:
         return axis
-    if not -rank <= axis < max(rank, 1) or (rank == 0 and axis not in (0, -1)):
+    if not -rank <= axis < rank:
         raise shape_error(f"{what} {axis} is out of range for a tensor of rank {rank}")
-    return axis % rank if rank else 0
+    return axis % rank
 
 
 def base_dtype(v: Any) -> _dt.DType:

@@ -59,6 +59,8 @@ def to_numpy(value: Any, dtype: _dt.DType | None, python_floats_to_int: bool = F
     target = dtype.np
     if src.dtype == target:
         return src
+    if src.size == 0 and not isinstance(value, (np.ndarray, np.generic)):
+        return src.astype(target)  # an empty Python list takes any dtype (NumPy makes it float)
     k, tk = src.dtype.kind, target.kind
     bad = None
     if tk == "b" and k != "b":
@@ -143,7 +145,8 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
       dtype: the element type; inferred as TF1 does when None (Python floats
         give float32, Python ints int32).
       shape: optional shape; a scalar value is broadcast to it, a value with
-        the same number of elements is reshaped to it.
+        the same number of elements is reshaped to it, and fewer values are
+        padded with the last one (TF1); more values are an error.
       name: the op name.
       verify_shape: if True, ``value`` must already have ``shape``.
 
@@ -171,10 +174,15 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
             if verify_shape:
                 raise errors.ShapeError(None, None, f"constant '{name}': expected shape "
                                                     f"{tshape}, value has shape {arr.shape}")
+            n = int(np.prod(tshape, dtype=np.int64))
             if arr.size == 1:
                 arr = np.broadcast_to(arr.reshape(()), tshape)
-            elif arr.size == int(np.prod(tshape)):
+            elif arr.size == n:
                 arr = arr.reshape(tshape)
+            elif 0 < arr.size < n:
+                # TF1: fewer values than the shape holds repeat the last value.
+                flat = arr.reshape(-1)
+                arr = np.concatenate([flat, np.repeat(flat[-1:], n - flat.size)]).reshape(tshape)
             else:
                 raise errors.ShapeError(
                     None, None, f"constant '{name}': cannot make a tensor of shape {tshape} "

@@ -6,7 +6,8 @@ Each op is one registration: a row of the unary/binary tables below, or a class.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,8 @@ _erf_obj = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    return _erf_obj(x.astype(np.float64)).astype(x.dtype)
+    # np.asarray: on a 0-d input the ufunc returns a bare Python float.
+    return np.asarray(_erf_obj(x.astype(np.float64)), dtype=np.float64).astype(x.dtype)
 
 
 def _reciprocal(x: np.ndarray) -> np.ndarray:
@@ -313,7 +315,7 @@ class Where(OpDef):
 
     def reference(self, op, inputs, ctx):
         c = inputs[0]
-        return np.argwhere(c.astype(bool)).astype(np.int64).reshape(-1, c.ndim)
+        return np.argwhere(c.astype(bool)).astype(np.int64)  # [num_true, rank], also rank 0
 
 
 # --- reductions ---------------------------------------------------------------
@@ -492,8 +494,9 @@ def _unary_fn(op_type: str) -> Callable[..., Tensor]:
             return make(op_type, [to_tensor(x, name="x")], name=scope)
 
     fn.__name__ = op_type.lower()
-    fn.__doc__ = (f"Elementwise ``{op_type}`` (TF1 semantics).\n\n    Args:\n      x: a Tensor "
-                  f"or value.\n      name: op name.\n\n    Returns:\n      A Tensor of x's shape.\n")
+    fn.__doc__ = (f"Elementwise ``{op_type}`` (TF1 semantics).\n\n    Args:\n      x: a "
+                  f"Tensor or value.\n      name: op name.\n\n    Returns:\n      A Tensor of x's "
+                  f"shape.\n")
     return fn
 
 
@@ -530,7 +533,13 @@ sigmoid = _unary_fn("Sigmoid")
 erf = _unary_fn("Erf")
 floor = _unary_fn("Floor")
 ceil = _unary_fn("Ceil")
-round = _unary_fn("Round")  # noqa: A001 - TF1 name
+_round = _unary_fn("Round")
+
+
+def round(x: Any, name: str | None = None) -> Tensor:  # noqa: A001 - TF1 name
+    """Rounds half to even (TF1's ``tf.round``); integer tensors are returned as they are."""
+    t = to_tensor(x, name="x")
+    return t if t.dtype.is_integer else _round(t, name=name)
 is_nan = _unary_fn("IsNan")
 is_inf = _unary_fn("IsInf")
 is_finite = _unary_fn("IsFinite")
@@ -576,8 +585,11 @@ def pow(x: Any, y: Any, name: str | None = None) -> Tensor:  # noqa: A001 - TF1 
 
 
 def logical_xor(x: Any, y: Any, name: str = "LogicalXor") -> Tensor:
-    """``x ^ y`` for bool tensors, built as TF1 builds it."""
-    with op_scope(name, "LogicalXor", [x, y]):
+    """``x ^ y`` for bool tensors, built as TF1 builds it: the final ``LogicalAnd`` is
+    named ``name`` and its helper ops sit beside it (no extra scope)."""
+    from graphflow.ops.building import graph_of
+
+    with graph_of([x, y]).as_default():
         a, b = to_tensors([x, y], ["x", "y"])
         return logical_and(logical_or(a, b), logical_not(logical_and(a, b)), name=name)
 
@@ -617,10 +629,12 @@ def divide(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def div(x: Any, y: Any, name: str | None = None) -> Tensor:
-    """Python-2 style division (TF1's ``tf.div``): truncating for ints."""
+    """Python-2 style division (TF1's ``tf.div``): ``RealDiv`` for floats, ``FloorDiv``
+    (flooring, as Python 2's ``/``) for integers."""
     with op_scope(name, "div", [x, y]) as scope:
         a, b = to_tensors([x, y], ["x", "y"])
-        return make("Div", [a, b], name=scope)
+        op_type = "RealDiv" if a.dtype.is_floating else "FloorDiv"
+        return make(op_type, [a, b], name=scope)
 
 
 realdiv = _binary_fn("RealDiv")
@@ -758,11 +772,11 @@ def _axes(x: Tensor, axis: Any) -> tuple[int, ...] | None:
     out = []
     for a in items:
         if r is not None:
-            if not -r <= a < max(r, 1) or (r == 0 and a not in (0, -1)):
+            if not -r <= a < r:
                 raise errors.ShapeError(
                     None, None, f"Invalid reduction dimension {a} for input {x.name} of "
                                 f"shape {x.shape}")
-            a = a % r if r else 0
+            a = a % r
         elif a < 0:
             raise errors.ShapeError(None, None, "negative reduction axes need a known rank")
         if a not in out:
@@ -953,7 +967,9 @@ def tensordot(a: Any, b: Any, axes: Any, name: str | None = None) -> Tensor:
 
         sa, sb = shape(x), shape(y)
         out_shape = concat([gather(sa, a_free), gather(sb, b_free)], 0)
-        return reshape(prodm, out_shape, name=scope)
+        out = reshape(prodm, out_shape, name=scope)
+        out.set_shape(free)  # the known free dims, as TF1's tensordot sets them
+        return out
 
 
 def add_n(inputs: Sequence[Any], name: str | None = None) -> Tensor:
@@ -998,7 +1014,16 @@ class AddN(OpDef):
 
 
 def scalar_mul(scalar: Any, x: Any, name: str | None = None) -> Tensor:
-    """``scalar * x`` for a Python or 0-d scalar."""
-    return multiply(scalar, x, name=name)
+    """``scalar * x`` for a Python or 0-d scalar (TF1's ``tf.scalar_mul``).
+
+    Raises:
+      ValueError: if ``scalar`` is not 0-d.
+    """
+    x = to_tensor(x, name="x")
+    with x.graph.as_default():
+        s = to_tensor(scalar, dtype=x.dtype, name="scalar")
+    if s.shape.ndims != 0:
+        raise errors.ShapeError(None, None, f"Only scalar multiply works, got shape {s.shape}")
+    return multiply(s, x, name=name)
 
 

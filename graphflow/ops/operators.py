@@ -74,8 +74,8 @@ _TABLE.update({
     "__neg__": lambda self: math_ops.negative(self),
     "__abs__": lambda self: math_ops.abs(self),
     "__invert__": lambda self: math_ops.logical_not(self),
-    "__xor__": lambda self, other: math_ops.logical_xor(self, other),
-    "__rxor__": lambda self, other: math_ops.logical_xor(other, self),
+    "__xor__": lambda self, other: math_ops.logical_xor(self, other, name="xor"),
+    "__rxor__": lambda self, other: math_ops.logical_xor(other, self, name="xor"),
     "__getitem__": _getitem,
 })
 

@@ -153,7 +153,7 @@ def random_normal(shape: Any, mean: Any = 0.0, stddev: Any = 1.0, dtype: Any = _
 
 def truncated_normal(shape: Any, mean: Any = 0.0, stddev: Any = 1.0, dtype: Any = _dt.float32,
                      seed: int | None = None, name: str | None = None) -> Tensor:
-    """Normal random values redrawn beyond two standard deviations (TF1's ``tf.truncated_normal``)."""
+    """Normal random values, redrawn beyond two standard deviations (``tf.truncated_normal``)."""
     d = _float_dtype(dtype, "truncated_normal")
     with op_scope(name, "truncated_normal", [shape, mean, stddev]) as scope:
         s = _shape_tensor(shape)

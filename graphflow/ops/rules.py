@@ -61,10 +61,12 @@ def require_rank_at_least(t: Any, rank: int, what: str = "input") -> None:
 def reduce_shape(shape: TensorShape, axes: tuple[int, ...] | None, keepdims: bool) -> TensorShape:
     """Static shape after reducing ``axes`` (None: all)."""
     dims = shape.values
+    if axes is None and not keepdims:
+        return TensorShape([])
     if dims is None:
         return unknown_shape()
     if axes is None:
-        return TensorShape([1] * len(dims) if keepdims else [])
+        return TensorShape([1] * len(dims))
     out = []
     for i, d in enumerate(dims):
         if i in axes:
