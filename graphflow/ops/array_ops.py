@@ -112,7 +112,8 @@ class Reshape(OpDef):
             raise shape_error(f"shape must be a 1-D tensor, got shape {s.shape}")
         v = constant_value(s)
         if v is None:
-            return [(x.dtype, constant_value_as_shape(s))]
+            partial = _reshape_partial_shape(x, s)
+            return [(x.dtype, partial if partial is not None else constant_value_as_shape(s))]
         dims = [int(d) for d in v]
         if sum(1 for d in dims if d == -1) > 1:
             raise shape_error(f"only one dimension of the new shape {dims} may be -1")
@@ -324,7 +325,14 @@ class Pack(OpDef):
 
 
 def stack(values: Sequence[Any], axis: int = 0, name: str = "stack", dtype: Any = None) -> Tensor:
-    """Stacks equally shaped tensors along a new ``axis`` (TF1's ``tf.stack``)."""
+    """Stacks equally shaped tensors along a new ``axis`` (TF1's ``tf.stack``).
+
+    Raises:
+      ValueError: if ``values`` is empty or shapes differ.
+    """
+    if not list(values):
+        raise errors.ShapeError(None, None, "stack needs at least one value; got an empty "
+                                            "list")
     with op_scope(name, "stack", list(values)) as scope:
         ts = to_tensors(list(values), dtype=dtype)
         r = ts[0].shape.ndims
@@ -594,9 +602,65 @@ def _require_scalar(t: Tensor, what: str) -> None:
         raise shape_error(f"{what} must be a scalar, got shape {t.shape}")
 
 
+def _outputs(values: list[np.ndarray]) -> Any:
+    """A multi-output reference result: the interpreter takes a lone output unwrapped."""
+    return values[0] if len(values) == 1 else values
+
+
 def _run_error(message: str) -> errors.InvalidArgumentError:
     """A run-time error; the interpreter adds the op's name and source line."""
     return errors.InvalidArgumentError(None, None, message)
+
+
+# --- reshape to a partly known shape --------------------------------------------------
+def _dim_of_shape(t: Tensor) -> tuple[Tensor, int] | None:
+    """``(x, k)`` if scalar ``t`` is ``gf.shape(x)[k]`` (a shrinking StridedSlice of Shape)."""
+    op = t.op
+    if op.type != "StridedSlice" or op.inputs[0].op.type != "Shape":
+        return None
+    if op.get_attr("shrink_axis_mask") != 1 or any(
+            op.get_attr(m) for m in ("ellipsis_mask", "new_axis_mask", "begin_mask")):
+        return None
+    begin, strides = constant_value(op.inputs[1]), constant_value(op.inputs[3])
+    x = op.inputs[0].op.inputs[0]
+    r = x.shape.ndims
+    if begin is None or strides is None or begin.shape != (1,) or int(strides[0]) != 1 \
+            or r is None or not -r <= int(begin[0]) < r:
+        return None
+    return x, int(begin[0]) % r
+
+
+def _reshape_partial_shape(x: Tensor, s: Tensor) -> TensorShape | None:
+    """The static result of reshaping ``x`` to a partly known 1-D ``s``, or None.
+
+    As TF1, a -1 is resolved when every other output dim is known, or when the
+    unknown ones are ``gf.shape(x)[k]`` of x's own unknown dims (they cancel), so
+    ``reshape(x, [gf.shape(x)[0], -1])`` of x ``(?, 3, 4)`` is ``(?, 12)``.
+    """
+    if s.op.type == "Pack" and s.shape.ndims == 1 and s.op.get_attr("axis") == 0:
+        elems: list[Any] = []
+        for e in s.op.inputs:
+            c = _partial_scalar(e)
+            elems.append(int(c) if c is not None else _dim_of_shape(e))
+    else:
+        known = _partial_list(s)
+        if known is None:
+            return None
+        elems = list(known)
+    minus: int | None = None
+    if sum(1 for e in elems if e == -1) == 1 and x.shape.ndims is not None:
+        in_dims = x.shape.values
+        unknown_in = sorted(k for k, d in enumerate(in_dims) if d is None)
+        cancelled = sorted(e[1] for e in elems if isinstance(e, tuple) and e[0] is x)
+        if not any(e is None or isinstance(e, tuple) and e[0] is not x for e in elems) and \
+                cancelled == unknown_in:
+            known_in = int(np.prod([d for d in in_dims if d is not None], dtype=np.int64))
+            known_out = int(np.prod([e for e in elems if isinstance(e, int) and e != -1],
+                                    dtype=np.int64))
+            if known_out and known_in % known_out == 0:
+                minus = known_in // known_out
+    return TensorShape([minus if e == -1 else e if isinstance(e, int) and e >= 0 else None
+                        for e in elems])
 
 
 # --- unstack ------------------------------------------------------------------------
@@ -628,7 +692,7 @@ class Unpack(OpDef):
             raise _run_error(f"Input shape axis {axis} must equal {num}, got shape "
                              f"{list(x.shape)}")
         moved = np.moveaxis(x, axis, 0)
-        return [moved[i] for i in range(num)]
+        return _outputs([moved[i] for i in range(num)])
 
 
 def unstack(value: Any, num: int | None = None, axis: int = 0,
@@ -718,7 +782,7 @@ class Split(OpDef):
         if x.shape[a] % n:
             raise _run_error(f"Number of ways to split should evenly divide the split dimension, "
                              f"but got split_dim {a} (size = {x.shape[a]}) and num_split {n}")
-        return np.split(x, n, axis=a)
+        return _outputs(np.split(x, n, axis=a))
 
 
 @register
@@ -781,7 +845,7 @@ class SplitV(OpDef):
                              f"exactly if fully specified, or be less than the size of the "
                              f"input along split_dim if not fully specified. Got: {sizes} for "
                              f"dimension {a} of size {d}")
-        return np.split(x, np.cumsum(sizes)[:-1], axis=a)
+        return _outputs(np.split(x, np.cumsum(sizes)[:-1], axis=a))
 
 
 def split(value: Any, num_or_size_splits: Any, axis: Any = 0, num: int | None = None,
@@ -948,13 +1012,20 @@ class _PadBase(OpDef):
         return pairs
 
 
+def _np_pad(x: np.ndarray, pairs: list[tuple[int, int]], **kw: Any) -> np.ndarray:
+    # np.pad rejects scalars and mirror-pads of empty dims even when nothing is added.
+    if not any(a or b for a, b in pairs):
+        return x
+    return np.pad(x, pairs, **kw)
+
+
 @register
 class Pad(_PadBase):
     """Pads with zeros."""
 
     def reference(self, op, inputs, ctx):
         x, p = inputs
-        return np.pad(x, self.check(op, x, p), mode="constant")
+        return _np_pad(x, self.check(op, x, p), mode="constant")
 
 
 @register
@@ -969,7 +1040,7 @@ class PadV2(_PadBase):
 
     def reference(self, op, inputs, ctx):
         x, p, c = inputs
-        return np.pad(x, self.check(op, x, p), mode="constant", constant_values=c)
+        return _np_pad(x, self.check(op, x, p), mode="constant", constant_values=c)
 
 
 @register
@@ -981,10 +1052,7 @@ class MirrorPad(_PadBase):
 
     def reference(self, op, inputs, ctx):
         x, p = inputs
-        pairs = self.check(op, x, p)
-        if not any(a or b for a, b in pairs):
-            return x
-        return np.pad(x, pairs, mode=op.get_attr("mode").lower())
+        return _np_pad(x, self.check(op, x, p), mode=op.get_attr("mode").lower())
 
 
 def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = None,
@@ -1015,7 +1083,12 @@ def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = N
         default = "PadV2"
     with op_scope(name, default, [tensor, paddings, constant_values]) as scope:
         x = to_tensor(tensor, name="input")
-        p = to_tensor(paddings) if _is_tensorish(paddings) else _shape_input(paddings)
+        if _is_tensorish(paddings):
+            p = to_tensor(paddings)
+        elif not _has_tensor(paddings) and np.size(paddings) == 0:
+            p = constant(np.zeros((0, 2), np.int32), name="paddings")  # a scalar's paddings
+        else:
+            p = _shape_input(paddings)
         if m != "CONSTANT":
             return make("MirrorPad", [x, p], {"mode": m}, name=scope)
         if plain:

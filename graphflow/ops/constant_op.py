@@ -281,25 +281,16 @@ def constant_value(t: Tensor) -> np.ndarray | None:
 
 
 def constant_value_as_shape(t: Tensor) -> TensorShape:
-    """A (partial) static shape from a 1-D shape tensor (TF1's helper of that name)."""
-    v = constant_value(t)
-    if v is not None:
-        return TensorShape([None if int(d) < 0 else int(d) for d in np.ravel(v)])
-    op = t.op
-    if op.type == "Shape":
-        return op.inputs[0].shape
-    if op.type == "Pack":
-        dims = []
-        for i in op.inputs:
-            c = constant_value(i)
-            dims.append(None if c is None or int(c) < 0 else int(c))
-        return TensorShape(dims)
-    if op.type == "ConcatV2":
-        out = TensorShape([])
-        for i in op.inputs:
-            out = out.concatenate(constant_value_as_shape(i))
-        return out
-    n = t.shape.values[0] if t.shape.ndims == 1 else None
-    from graphflow.framework.tensor_shape import unknown_shape
+    """A (partial) static shape from a 1-D shape tensor (TF1's helper of that name).
 
+    What is known of the value comes from ``array_ops._partial_value``, the one
+    place that follows shapes, stacks, concats, slices and gathers at build time.
+    """
+    from graphflow.framework.tensor_shape import unknown_shape
+    from graphflow.ops.array_ops import _partial_value
+
+    v = _partial_value(t)
+    if v is not None and v.ndim == 1:
+        return TensorShape([None if d is None or int(d) < 0 else int(d) for d in v])
+    n = t.shape.values[0] if t.shape.ndims == 1 else None
     return unknown_shape(n)
