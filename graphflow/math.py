@@ -59,5 +59,6 @@ from graphflow.ops.math_ops import (
     truncatediv,
 )
 from graphflow.ops.math_ops import div_no_nan as divide_no_nan
+from graphflow.ops.nn_ops import softplus, softsign
 
 mod = floormod

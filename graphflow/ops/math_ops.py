@@ -493,7 +493,7 @@ def _unary_fn(op_type: str) -> Callable[..., Tensor]:
         with op_scope(name, op_type, [x]) as scope:
             return make(op_type, [to_tensor(x, name="x")], name=scope)
 
-    fn.__name__ = op_type.lower()
+    fn.__name__ = fn.__qualname__ = op_type.lower()
     fn.__doc__ = (f"Elementwise ``{op_type}`` (TF1 semantics).\n\n    Args:\n      x: a "
                   f"Tensor or value.\n      name: op name.\n\n    Returns:\n      A Tensor of x's "
                   f"shape.\n")
@@ -506,7 +506,7 @@ def _binary_fn(op_type: str, default_name: str | None = None) -> Callable[..., T
             a, b = to_tensors([x, y], ["x", "y"])
             return make(op_type, [a, b], name=scope)
 
-    fn.__name__ = (default_name or op_type).lower()
+    fn.__name__ = fn.__qualname__ = (default_name or op_type).lower()
     fn.__doc__ = (f"Elementwise ``{op_type}`` with broadcasting (TF1 semantics).\n\n    Args:\n"
                   f"      x: a Tensor or value.\n      y: a Tensor or value of x's dtype.\n"
                   f"      name: op name.\n\n    Returns:\n      A Tensor of the broadcast "
@@ -797,7 +797,7 @@ def _reduce_fn(op_type: str, tf_name: str, dtypes_hint: str) -> Callable[..., Te
             x = to_tensor(input_tensor, name="input_tensor")
             return make(op_type, [x], {"axis": _axes(x, axis), "keep_dims": keep}, name=scope)
 
-    fn.__name__ = tf_name
+    fn.__name__ = fn.__qualname__ = tf_name
     fn.__doc__ = (f"Reduces by ``{op_type}`` over ``axis`` (TF1's ``tf.{tf_name}``).\n\n"
                   f"    Args:\n      input_tensor: a {dtypes_hint} Tensor.\n      axis: int or "
                   f"list of ints; None reduces all dims.\n      keepdims: keep reduced dims with "
