@@ -37,9 +37,14 @@ class OpDef:
         (never folded, merged or pruned when fetched).
       ref_inputs: indices of inputs that take a variable reference rather
         than a value (Assign's first input).
-      grad: gradient rule ``grad(op, *dys) -> list`` building graph ops, or None.
-      composite: for composite ops, ``expand(op, *inputs) -> outputs`` building
-        the op from primitives, or None.
+      grad: gradient rule, a ``staticmethod`` ``grad(op, *dys) -> list`` that
+        builds graph ops: one gradient (or None) per input, given one gradient
+        per output (outputs nobody differentiated get zeros). None means no
+        gradient is defined: differentiating through a float output then raises.
+      not_differentiable: True for ops through which no gradient flows by
+        definition (random ops, shape queries, argmax); autodiff skips them.
+      composite: for composite ops, a ``staticmethod`` ``expand(op, *inputs)
+        -> outputs`` building the op from primitives, or None.
       scalar: for elementwise ops, the scalar expression used by kernel
         generators (a format string over input names), or None.
     """
@@ -49,6 +54,7 @@ class OpDef:
     stateful: bool = False
     ref_inputs: tuple[int, ...] = ()
     grad: Callable[..., Any] | None = None
+    not_differentiable: bool = False
     composite: Callable[..., Any] | None = None
     scalar: str | None = None
 

@@ -5,6 +5,7 @@ Importing this package registers every op and installs Tensor's operators.
 
 from graphflow.ops import (  # noqa: F401  (imported for their registrations)
     array_ops,
+    broadcast_ops,
     constant_op,
     control_flow_ops,
     indexing_ops,

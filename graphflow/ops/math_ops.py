@@ -54,11 +54,16 @@ class UnaryOp(OpDef):
 
 
 def unary(op_type: str, fn: Callable[..., Any], dtypes: tuple = F,
-          out_dtype: _dt.DType | None = None, scalar: str | None = None) -> type:
-    """Registers an elementwise unary op (one row of the table)."""
+          out_dtype: _dt.DType | None = None, scalar: str | None = None,
+          grad: Callable[..., Any] | None = None) -> type:
+    """Registers an elementwise unary op (one row of the table).
+
+    ``grad(op, dy)`` returns the input's gradient as a one-element list.
+    """
     cls = type(op_type, (UnaryOp,), {"type": op_type, "fn": staticmethod(fn),
                                      "dtypes": dtypes, "out_dtype": out_dtype,
-                                     "scalar": scalar, "__module__": __name__})
+                                     "scalar": scalar, "__module__": __name__,
+                                     "grad": None if grad is None else staticmethod(grad)})
     return register(cls)
 
 
@@ -89,42 +94,64 @@ def _reciprocal(x: np.ndarray) -> np.ndarray:
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
-unary("Neg", np.negative, SIGNED, scalar="-{x}")
-unary("Abs", np.abs, SIGNED, scalar="abs({x})")
-unary("Sign", np.sign, SIGNED, scalar="sign({x})")
-unary("Square", np.square, SIGNED, scalar="{x}*{x}")
-unary("Sqrt", np.sqrt, scalar="sqrt({x})")
-unary("Rsqrt", lambda x: 1 / np.sqrt(x), scalar="1/sqrt({x})")
-unary("Reciprocal", _reciprocal, SIGNED, scalar="1/{x}")
-unary("Exp", np.exp, scalar="exp({x})")
-unary("Expm1", np.expm1, scalar="expm1({x})")
-unary("Log", np.log, scalar="log({x})")
-unary("Log1p", np.log1p, scalar="log1p({x})")
-unary("Sin", np.sin, scalar="sin({x})")
-unary("Cos", np.cos, scalar="cos({x})")
-unary("Tan", np.tan, scalar="tan({x})")
-unary("Tanh", np.tanh, scalar="tanh({x})")
-unary("Sigmoid", _sigmoid, scalar="sigmoid({x})")
-unary("Softplus", lambda x: np.logaddexp(np.zeros((), x.dtype), x), scalar="softplus({x})")
-unary("Softsign", lambda x: x / (1 + np.abs(x)), scalar="{x}/(1+abs({x}))")
-unary("Erf", _erf, scalar="erf({x})")
-unary("Floor", np.floor, scalar="floor({x})")
-unary("Ceil", np.ceil, scalar="ceil({x})")
-unary("Round", np.round, scalar="round({x})")
+unary("Neg", np.negative, SIGNED, scalar="-{x}", grad=lambda op, dy: [-dy])
+unary("Abs", np.abs, SIGNED, scalar="abs({x})",
+      grad=lambda op, dy: [dy * sign(op.inputs[0])])
+unary("Sign", np.sign, SIGNED, scalar="sign({x})", grad=lambda op, dy: [_zeros(dy)])
+unary("Square", np.square, SIGNED, scalar="{x}*{x}",
+      grad=lambda op, dy: [dy * (2.0 * op.inputs[0])])
+unary("Sqrt", np.sqrt, scalar="sqrt({x})", grad=lambda op, dy: [dy * 0.5 / op.outputs[0]])
+unary("Rsqrt", lambda x: 1 / np.sqrt(x), scalar="1/sqrt({x})",
+      grad=lambda op, dy: [dy * -0.5 * op.outputs[0] * op.outputs[0] * op.outputs[0]])
+unary("Reciprocal", _reciprocal, SIGNED, scalar="1/{x}",
+      grad=lambda op, dy: [-dy * op.outputs[0] * op.outputs[0]])
+unary("Exp", np.exp, scalar="exp({x})", grad=lambda op, dy: [dy * op.outputs[0]])
+unary("Expm1", np.expm1, scalar="expm1({x})",
+      grad=lambda op, dy: [dy * (op.outputs[0] + 1.0)])
+unary("Log", np.log, scalar="log({x})", grad=lambda op, dy: [dy / op.inputs[0]])
+unary("Log1p", np.log1p, scalar="log1p({x})",
+      grad=lambda op, dy: [dy / (1.0 + op.inputs[0])])
+unary("Sin", np.sin, scalar="sin({x})", grad=lambda op, dy: [dy * cos(op.inputs[0])])
+unary("Cos", np.cos, scalar="cos({x})", grad=lambda op, dy: [-(dy * sin(op.inputs[0]))])
+unary("Tan", np.tan, scalar="tan({x})",
+      grad=lambda op, dy: [dy * (1.0 + op.outputs[0] * op.outputs[0])])
+unary("Tanh", np.tanh, scalar="tanh({x})",
+      grad=lambda op, dy: [dy * (1.0 - op.outputs[0] * op.outputs[0])])
+unary("Sigmoid", _sigmoid, scalar="sigmoid({x})",
+      grad=lambda op, dy: [dy * op.outputs[0] * (1.0 - op.outputs[0])])
+unary("Softplus", lambda x: np.logaddexp(np.zeros((), x.dtype), x), scalar="softplus({x})",
+      grad=lambda op, dy: [dy * sigmoid(op.inputs[0])])
+unary("Softsign", lambda x: x / (1 + np.abs(x)), scalar="{x}/(1+abs({x}))",
+      grad=lambda op, dy: [dy / square(1.0 + abs(op.inputs[0]))])
+unary("Erf", _erf, scalar="erf({x})",
+      grad=lambda op, dy: [dy * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))])
+unary("Floor", np.floor, scalar="floor({x})", grad=lambda op, dy: [None])
+unary("Ceil", np.ceil, scalar="ceil({x})", grad=lambda op, dy: [None])
+unary("Round", np.round, scalar="round({x})", grad=lambda op, dy: [None])
 unary("IsNan", np.isnan, out_dtype=_dt.bool_)
 unary("IsInf", np.isinf, out_dtype=_dt.bool_)
 unary("IsFinite", np.isfinite, out_dtype=_dt.bool_)
 unary("LogicalNot", np.logical_not, BOOL, scalar="not {x}")
-unary("Relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), SIGNED, scalar="max({x}, 0)")
-unary("Relu6", lambda x: np.minimum(np.maximum(x, 0), 6).astype(x.dtype), SIGNED)
-unary("Elu", lambda x: np.where(x > 0, x, np.expm1(x)).astype(x.dtype))
+unary("Relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), SIGNED, scalar="max({x}, 0)",
+      grad=lambda op, dy: [where_v2(op.outputs[0] > 0, dy, _zeros(dy))])
+unary("Relu6", lambda x: np.minimum(np.maximum(x, 0), 6).astype(x.dtype), SIGNED,
+      grad=lambda op, dy: [where_v2(logical_and(op.inputs[0] > 0, op.inputs[0] < 6), dy,
+                                    _zeros(dy))])
+unary("Elu", lambda x: np.where(x > 0, x, np.expm1(x)).astype(x.dtype),
+      grad=lambda op, dy: [where_v2(op.outputs[0] > 0, dy, dy * (op.outputs[0] + 1.0))])
 unary("Selu", lambda x: (_SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(x)))
-      .astype(x.dtype))
+      .astype(x.dtype),
+      grad=lambda op, dy: [where_v2(op.outputs[0] > 0, dy * _SELU_SCALE,
+                                    dy * (op.outputs[0] + _SELU_SCALE * _SELU_ALPHA))])
 
 
 @register
 class LeakyRelu(UnaryOp):
     """``x if x > 0 else alpha * x``; attr ``alpha``."""
+
+    @staticmethod
+    def grad(op, dy):
+        return [where_v2(op.inputs[0] > 0, dy, dy * op.get_attr("alpha"))]
 
     def reference(self, op, inputs, ctx):
         x = inputs[0]
@@ -134,6 +161,18 @@ class LeakyRelu(UnaryOp):
 @register
 class Gelu(UnaryOp):
     """Gaussian error linear unit; attr ``approximate`` selects the tanh form."""
+
+    @staticmethod
+    def grad(op, dy):
+        x = op.inputs[0]
+        if op.get_attr("approximate"):
+            c = math.sqrt(2 / math.pi)
+            t = tanh(c * (x + 0.044715 * x * x * x))
+            d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (c * (1.0 + 3 * 0.044715 * x * x))
+        else:
+            d = 0.5 * (1.0 + erf(x * (1 / math.sqrt(2)))) + x * exp(-0.5 * x * x) * (
+                1 / math.sqrt(2 * math.pi))
+        return [dy * d]
 
     def reference(self, op, inputs, ctx):
         x = inputs[0]
@@ -151,6 +190,7 @@ class Identity(UnaryOp):
     dtypes = ALL
     fn = staticmethod(lambda x: x)
     scalar = "{x}"
+    grad = staticmethod(lambda op, dy: [dy])
 
 
 @register
@@ -158,6 +198,7 @@ class StopGradient(UnaryOp):
     dtypes = ALL
     fn = staticmethod(lambda x: x)
     scalar = "{x}"
+    not_differentiable = True
 
 
 @register
@@ -165,6 +206,13 @@ class Cast(OpDef):
     """Converts to attr ``DstT`` (floats truncate toward zero into ints, as C/TF)."""
 
     kind = ELEMENTWISE
+
+    @staticmethod
+    def grad(op, dy):
+        src = op.inputs[0].dtype
+        if src.is_floating and op.get_attr("DstT").is_floating:
+            return [cast(dy, src)]
+        return [None]
 
     def infer(self, op):
         return [(op.get_attr("DstT"), op.inputs[0].shape)]
@@ -193,11 +241,16 @@ class BinaryOp(OpDef):
 
 
 def binary(op_type: str, fn: Callable[..., Any], dtypes: tuple = NUM,
-           out_dtype: _dt.DType | None = None, scalar: str | None = None) -> type:
-    """Registers a broadcasting binary op (one row of the table)."""
+           out_dtype: _dt.DType | None = None, scalar: str | None = None,
+           grad: Callable[..., Any] | None = None) -> type:
+    """Registers a broadcasting binary op (one row of the table).
+
+    ``grad(op, dy)`` returns ``[dx, dy]`` already summed to the inputs' shapes.
+    """
     cls = type(op_type, (BinaryOp,), {"type": op_type, "fn": staticmethod(fn),
                                       "dtypes": dtypes, "out_dtype": out_dtype,
-                                      "scalar": scalar, "__module__": __name__})
+                                      "scalar": scalar, "__module__": __name__,
+                                      "grad": None if grad is None else staticmethod(grad)})
     return register(cls)
 
 
@@ -226,19 +279,24 @@ def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.power(x, y)
 
 
-binary("Add", np.add, scalar="{x}+{y}")
-binary("Sub", np.subtract, scalar="{x}-{y}")
-binary("Mul", np.multiply, scalar="{x}*{y}")
-binary("RealDiv", np.true_divide, F, scalar="{x}/{y}")
+binary("Add", np.add, scalar="{x}+{y}", grad=lambda op, dy: _both(op, dy, dy))
+binary("Sub", np.subtract, scalar="{x}-{y}", grad=lambda op, dy: _both(op, dy, -dy))
+binary("Mul", np.multiply, scalar="{x}*{y}",
+       grad=lambda op, dy: _both(op, dy * op.inputs[1], op.inputs[0] * dy))
+binary("RealDiv", np.true_divide, F, scalar="{x}/{y}", grad=lambda op, dy: _div_grad(op, dy))
 binary("Div", lambda x, y: _truncdiv(x, y) if x.dtype.kind in "iu" else x / y,
-       scalar="{x}/{y}")
-binary("FloorDiv", _floordiv, scalar="floordiv({x}, {y})")
-binary("TruncateDiv", _truncdiv)
-binary("FloorMod", _floormod, scalar="floormod({x}, {y})")
-binary("Pow", _pow, scalar="pow({x}, {y})")
-binary("Maximum", np.maximum, scalar="max({x}, {y})")
-binary("Minimum", np.minimum, scalar="min({x}, {y})")
-binary("SquaredDifference", lambda x, y: np.square(x - y), scalar="({x}-{y})*({x}-{y})")
+       scalar="{x}/{y}", grad=lambda op, dy: _div_grad(op, dy))
+binary("FloorDiv", _floordiv, scalar="floordiv({x}, {y})", grad=lambda op, dy: [None, None])
+binary("TruncateDiv", _truncdiv, grad=lambda op, dy: [None, None])
+binary("FloorMod", _floormod, scalar="floormod({x}, {y})",
+       grad=lambda op, dy: _both(op, dy, -dy * floordiv(op.inputs[0], op.inputs[1])))
+binary("Pow", _pow, scalar="pow({x}, {y})", grad=lambda op, dy: _pow_grad(op, dy))
+binary("Maximum", np.maximum, scalar="max({x}, {y})",
+       grad=lambda op, dy: _select_grad(op, dy, op.inputs[0] >= op.inputs[1]))
+binary("Minimum", np.minimum, scalar="min({x}, {y})",
+       grad=lambda op, dy: _select_grad(op, dy, op.inputs[0] <= op.inputs[1]))
+binary("SquaredDifference", lambda x, y: np.square(x - y), scalar="({x}-{y})*({x}-{y})",
+       grad=lambda op, dy: _sqdiff_grad(op, dy))
 binary("Equal", np.equal, ALL, _dt.bool_, scalar="{x}=={y}")
 binary("NotEqual", np.not_equal, ALL, _dt.bool_, scalar="{x}!={y}")
 binary("Less", np.less, NUM, _dt.bool_, scalar="{x}<{y}")
@@ -254,6 +312,12 @@ class Select(OpDef):
     """TF1 ``where(cond, x, y)``: cond has x's shape, or is a vector over x's first dim."""
 
     kind = BROADCAST
+
+    @staticmethod
+    def grad(op, dy):
+        c = op.inputs[0]
+        zero = _zeros(dy)
+        return [None, where(c, dy, zero), where(c, zero, dy)]
 
     def infer(self, op):
         c, x, y = op.inputs
@@ -294,6 +358,15 @@ class SelectV2(OpDef):
     kind = BROADCAST
     scalar = "{x} if {c} else {y}"
 
+    @staticmethod
+    def grad(op, dy):
+        from graphflow.autodiff import unbroadcast
+
+        c, x, y = op.inputs
+        zero = _zeros(dy)
+        return [None, unbroadcast(where_v2(c, dy, zero), x, c, y),
+                unbroadcast(where_v2(c, zero, dy), y, c, x)]
+
     def infer(self, op):
         c, x, y = op.inputs
         rules.check_dtype(c, BOOL, "condition")
@@ -307,6 +380,8 @@ class SelectV2(OpDef):
 @register
 class Where(OpDef):
     """Coordinates of true elements: int64 ``[num_true, rank]``."""
+
+    not_differentiable = True
 
     def infer(self, op):
         c = op.inputs[0]
@@ -365,24 +440,28 @@ def _extreme(fn: Callable[..., Any], low: bool) -> Callable[..., Any]:
     return reduce
 
 
-def reduction(op_type: str, fn: Callable[..., Any], dtypes: tuple = NUM) -> type:
+def reduction(op_type: str, fn: Callable[..., Any], dtypes: tuple = NUM,
+              grad: Callable[..., Any] | None = None) -> type:
     """Registers a reduction op (one row of the table)."""
     cls = type(op_type, (ReduceOp,), {"type": op_type, "dtypes": dtypes,
-                                      "reduce": staticmethod(fn), "__module__": __name__})
+                                      "reduce": staticmethod(fn), "__module__": __name__,
+                                      "grad": None if grad is None else staticmethod(grad)})
     return register(cls)
 
 
-reduction("Sum", lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype))
+reduction("Sum", lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
+          grad=lambda op, dy: [_sum_grad(op, dy)])
 reduction("Prod", lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype))
-reduction("Mean", _mean)
-reduction("Max", _extreme(np.max, False))
-reduction("Min", _extreme(np.min, True))
+reduction("Mean", _mean, grad=lambda op, dy: [_mean_grad(op, dy)])
+reduction("Max", _extreme(np.max, False), grad=lambda op, dy: [_extreme_grad(op, dy)])
+reduction("Min", _extreme(np.min, True), grad=lambda op, dy: [_extreme_grad(op, dy)])
 reduction("Any", lambda x, a, k: np.any(x, axis=a, keepdims=k), BOOL)
 reduction("All", lambda x, a, k: np.all(x, axis=a, keepdims=k), BOOL)
 
 
 class ArgReduce(OpDef):
     kind = REDUCTION
+    not_differentiable = True
 
     def infer(self, op):
         x = op.inputs[0]
@@ -424,6 +503,11 @@ class MatMul(OpDef):
 
     kind = OPAQUE
 
+    @staticmethod
+    def grad(op, dy):
+        a, b = op.inputs
+        return _matmul_grads(a, b, dy, op.get_attr("transpose_a"), op.get_attr("transpose_b"))
+
     def infer(self, op):
         a, b = op.inputs
         rules.check_dtype(a, NUM, "input 'a'")
@@ -457,6 +541,14 @@ class BatchMatMulV2(OpDef):
     """Batched matrix product over the last two dims, batch dims broadcast."""
 
     kind = OPAQUE
+
+    @staticmethod
+    def grad(op, dy):
+        from graphflow.autodiff import unbroadcast
+
+        a, b = op.inputs
+        ga, gb = _matmul_grads(a, b, dy, op.get_attr("adj_x"), op.get_attr("adj_y"))
+        return [unbroadcast(ga, a, b), unbroadcast(gb, b, a)]
 
     def infer(self, op):
         a, b = op.inputs
@@ -991,6 +1083,10 @@ class AddN(OpDef):
 
     kind = ELEMENTWISE
 
+    @staticmethod
+    def grad(op, dy):
+        return [dy] * len(op.inputs)
+
     def infer(self, op):
         ts = op.inputs
         d = rules.same_dtype(*ts)
@@ -1027,3 +1123,114 @@ def scalar_mul(scalar: Any, x: Any, name: str | None = None) -> Tensor:
     return multiply(s, x, name=name)
 
 
+
+
+# --- gradient helpers (used by the registrations above) ------------------------------
+def _zeros(t: Tensor) -> Tensor:
+    from graphflow.ops.array_ops import zeros_like
+
+    return zeros_like(t)
+
+
+def _both(op: Any, gx: Tensor, gy: Tensor) -> list[Tensor]:
+    from graphflow.autodiff import unbroadcast
+
+    x, y = op.inputs
+    return [unbroadcast(gx, x, y), unbroadcast(gy, y, x)]
+
+
+def _div_grad(op: Any, dy: Tensor) -> list[Tensor | None]:
+    x, y = op.inputs
+    if not x.dtype.is_floating:
+        return [None, None]
+    return _both(op, dy / y, -dy * (x / y) / y)
+
+
+def _pow_grad(op: Any, dy: Tensor) -> list[Tensor]:
+    x, y = op.inputs
+    z = op.outputs[0]
+    gx = dy * y * pow(x, y - 1.0)
+    # d/dy x**y = x**y log x, taken as 0 where x <= 0 (as TF1) to avoid NaNs.
+    log_x = where_v2(x > 0, log(where_v2(x > 0, x, _ones(x))), _zeros(x))
+    return _both(op, gx, dy * z * log_x)
+
+
+def _ones(t: Tensor) -> Tensor:
+    from graphflow.ops.array_ops import ones_like
+
+    return ones_like(t)
+
+
+def _select_grad(op: Any, dy: Tensor, x_wins: Tensor) -> list[Tensor]:
+    zero = _zeros(dy)
+    return _both(op, where_v2(x_wins, dy, zero), where_v2(x_wins, zero, dy))
+
+
+def _sqdiff_grad(op: Any, dy: Tensor) -> list[Tensor]:
+    x, y = op.inputs
+    d = dy * (2.0 * (x - y))
+    return _both(op, d, -d)
+
+
+def _matmul_grads(a: Tensor, b: Tensor, dy: Tensor, ta: bool, tb: bool) -> list[Tensor]:
+    # TF1's table: each case keeps the products' transposes inside matmul.
+    if not ta and not tb:
+        return [matmul(dy, b, transpose_b=True), matmul(a, dy, transpose_a=True)]
+    if not ta and tb:
+        return [matmul(dy, b), matmul(dy, a, transpose_a=True)]
+    if ta and not tb:
+        return [matmul(b, dy, transpose_b=True), matmul(a, dy)]
+    return [matmul(b, dy, transpose_a=True, transpose_b=True),
+            matmul(dy, a, transpose_a=True, transpose_b=True)]
+
+
+def _kept_shape(x: Tensor, axes: tuple[int, ...] | None) -> Any:
+    """The shape of ``x`` with reduced ``axes`` set to 1 (a list, or a tensor if dynamic)."""
+    from graphflow.ops.array_ops import fill, reshape, shape, stack
+    from graphflow.ops.array_ops import rank as rank_of
+
+    dims = x.shape.values
+    if dims is None:
+        if axes is not None:
+            raise errors.ShapeError(None, None, "gradient of a reduction over given axes "
+                                                "needs the input's rank")
+        return fill(reshape(rank_of(x), [1]), 1)
+    kept = [1 if axes is None or i in axes else d for i, d in enumerate(dims)]
+    if all(d is not None for d in kept):
+        return kept
+    s = shape(x)
+    return stack([s[i] if d is None else d for i, d in enumerate(kept)])
+
+
+def _sum_grad(op: Any, dy: Tensor) -> Tensor:
+    from graphflow.ops.array_ops import reshape
+    from graphflow.ops.broadcast_ops import _shape_of, broadcast_to
+
+    x = op.inputs[0]
+    axes = op.get_attr("axis")
+    g = reshape(dy, _kept_shape(x, axes))
+    return broadcast_to(g, _shape_of(x))
+
+
+def _mean_grad(op: Any, dy: Tensor) -> Tensor:
+    from graphflow.ops.array_ops import size
+
+    x, y = op.inputs[0], op.outputs[0]
+    g = _sum_grad(op, dy)
+    nx, ny = x.shape.num_elements(), y.shape.num_elements()
+    if nx is not None and ny is not None:
+        return g * (1.0 / max(nx // max(ny, 1), 1)) if nx else g
+    count = cast(size(x), x.dtype) / maximum(cast(size(y), x.dtype), 1.0)
+    return g / maximum(count, 1.0)
+
+
+def _extreme_grad(op: Any, dy: Tensor) -> Tensor:
+    # TF1: the gradient is split evenly between tied extremes.
+    from graphflow.ops.array_ops import reshape
+
+    x, y = op.inputs[0], op.outputs[0]
+    axes = op.get_attr("axis")
+    kept = _kept_shape(x, axes)
+    hit = cast(equal(x, reshape(y, kept)), x.dtype)
+    count = reduce_sum(hit, axes, keepdims=True)
+    return hit / count * reshape(dy, kept)
