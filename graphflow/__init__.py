@@ -4,7 +4,7 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
-from graphflow import compat, math, nn, test, viz  # noqa: E402,I001
+from graphflow import compat, initializers, math, nn, test  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
@@ -59,6 +59,9 @@ from graphflow.ops.broadcast_ops import broadcast_to
 from graphflow.ops.constant_op import constant, placeholder, placeholder_with_default
 from graphflow.ops.control_flow_ops import group, no_op, tuple  # noqa: A004
 from graphflow.ops.indexing_ops import *  # noqa: F401,F403
+from graphflow.ops.init_ops import *  # noqa: F401,F403
+from graphflow.ops.linalg_ops import qr
+from graphflow.ops.variable_scope import *  # noqa: F401,F403
 from graphflow.ops.math_ops import (
     abs,  # noqa: A004
     add,

@@ -161,34 +161,33 @@ def _ops_between(ys: Sequence[Tensor], xs: Sequence[Tensor]) -> set[Operation]:
     return {op for op in between if op in forward}
 
 
-def unbroadcast(dy: Tensor, x: Tensor, other: Tensor | None = None) -> Tensor:
-    """Sums ``dy`` (of the broadcast shape of ``x`` and ``other``) down to ``x``'s shape.
+def unbroadcast(dy: Tensor, x: Tensor, *others: Tensor) -> Tensor:
+    """Sums ``dy`` (of the broadcast shape of ``x`` and ``others``) down to ``x``'s shape.
 
-    Static shapes decide which dims were broadcast where they can; only a dim
-    that is unknown in ``x`` while ``other`` may have stretched it needs the
-    run-time ``SumToShape`` op.
+    Static shapes decide which dims were broadcast where they can: a dim of ``x``
+    that is unknown is left alone when every other operand has 1 there (or lacks
+    the dim); otherwise only the run-time ``SumToShape`` op can tell.
     """
     from graphflow.ops.array_ops import reshape, shape
     from graphflow.ops.broadcast_ops import sum_to_shape
     from graphflow.ops.math_ops import reduce_sum
 
     xd, yd = x.shape.values, dy.shape.values
-    od = other.shape.values if other is not None else None
-    if xd is None or yd is None or (other is not None and od is None):
+    ods = [o.shape.values for o in others]
+    if xd is None or yd is None or any(od is None for od in ods):
         return sum_to_shape(dy, shape(x))
     lead = len(yd) - len(xd)
     axes = list(range(lead))
     for i, d in enumerate(xd):
         j = lead + i
-        o = None if other is None else (od[j - (len(yd) - len(od))]
-                                        if j - (len(yd) - len(od)) >= 0 else 1)
         if d == 1:
             if yd[j] != 1:
                 axes.append(j)
         elif d is None:
-            if other is None or o == 1:
-                continue  # nothing else could have stretched this dim
-            return sum_to_shape(dy, shape(x))
+            for od in ods:
+                k = j - (len(yd) - len(od))
+                if k >= 0 and od[k] != 1:
+                    return sum_to_shape(dy, shape(x))
     if not axes:
         return dy
     out = reduce_sum(dy, axis=axes, keepdims=True)

@@ -9,6 +9,8 @@ from graphflow.ops import (  # noqa: F401  (imported for their registrations)
     constant_op,
     control_flow_ops,
     indexing_ops,
+    init_ops,
+    linalg_ops,
     math_ops,
     nn_ops,
     random_ops,
