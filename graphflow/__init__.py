@@ -4,7 +4,7 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
-from graphflow import compat, initializers, losses, math, nn, test, viz  # noqa: E402,I001
+from graphflow import compat, initializers, layers, losses, math, nn, test, viz  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
