@@ -135,6 +135,7 @@ from graphflow.ops.math_ops import (
     where,
     where_v2,
 )
+from graphflow.ops.segment_ops import *  # noqa: F401,F403
 from graphflow.ops.random_ops import (
     get_seed,
     random_normal,

@@ -60,5 +60,6 @@ from graphflow.ops.math_ops import (
 )
 from graphflow.ops.math_ops import div_no_nan as divide_no_nan
 from graphflow.ops.nn_ops import softplus, softsign
+from graphflow.ops.segment_ops import unsorted_segment_sum
 
 mod = floormod

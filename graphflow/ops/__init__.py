@@ -14,6 +14,7 @@ from graphflow.ops import (  # noqa: F401  (imported for their registrations)
     math_ops,
     nn_ops,
     random_ops,
+    segment_ops,
     state_ops,
 )
 from graphflow.ops import operators as _operators

@@ -31,6 +31,7 @@ def _int_list_attr(op: Any, name: str) -> list[int]:
 # --- metadata ---------------------------------------------------------------------
 class _MetaOp(OpDef):
     kind = OPAQUE
+    not_differentiable = True  # TF1: NotDifferentiable("Shape"/"Size"/"Rank")
 
     def out_type(self, op):
         return op.get_attr("out_type")
@@ -104,6 +105,10 @@ class Reshape(OpDef):
     """Reshape to the 1-D int ``shape`` input; one entry may be -1."""
 
     kind = INJECTIVE
+
+    @staticmethod
+    def grad(op, dy):
+        return [_reshape_to_input(op, dy), None]
 
     def infer(self, op):
         x, s = op.inputs
@@ -184,6 +189,11 @@ class Transpose(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        perm = _int_list_attr(op, "perm")
+        return [transpose(dy, [int(i) for i in np.argsort(perm)])]
+
     def infer(self, op):
         x = op.inputs[0]
         perm = _int_list_attr(op, "perm")
@@ -234,6 +244,14 @@ class ConcatV2(OpDef):
     """Concatenates its inputs along attr ``axis``."""
 
     kind = INJECTIVE
+
+    @staticmethod
+    def grad(op, dy):
+        # TF1 slices dy at each input's offset; SplitV along the axis is the same slices
+        # and needs neither the rank nor the other dims.
+        a = op.get_attr("axis")
+        sizes = [_dim_or_tensor(t, a) for t in op.inputs]
+        return list(split(dy, _int_vector(sizes), axis=a, num=len(sizes)))
 
     def infer(self, op):
         ts = op.inputs
@@ -305,6 +323,10 @@ class Pack(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        return list(unstack(dy, num=len(op.inputs), axis=op.get_attr("axis")))
+
     def infer(self, op):
         ts = op.inputs
         d = rules.same_dtype(*ts)
@@ -349,6 +371,10 @@ class ExpandDims(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        return [_reshape_to_input(op, dy)]
+
     def infer(self, op):
         x = op.inputs[0]
         if x.shape.ndims is None:
@@ -384,6 +410,10 @@ class Squeeze(OpDef):
     """Removes size-1 dims listed in attr ``squeeze_dims`` (all if empty)."""
 
     kind = INJECTIVE
+
+    @staticmethod
+    def grad(op, dy):
+        return [_reshape_to_input(op, dy)]
 
     def infer(self, op):
         x = op.inputs[0]
@@ -439,6 +469,12 @@ class Fill(OpDef):
     """A tensor of shape ``dims`` filled with scalar ``value``."""
 
     kind = OPAQUE
+
+    @staticmethod
+    def grad(op, dy):
+        from graphflow.ops.math_ops import reduce_sum
+
+        return [None, reduce_sum(dy)]
 
     def infer(self, op):
         dims, value = op.inputs
@@ -670,6 +706,10 @@ class Unpack(OpDef):
 
     kind = OPAQUE
 
+    @staticmethod
+    def grad(op, *dys):
+        return [stack(list(dys), axis=op.get_attr("axis"))]
+
     def infer(self, op):
         x = op.inputs[0]
         num, axis = op.get_attr("num"), op.get_attr("axis")
@@ -758,6 +798,10 @@ class Split(OpDef):
 
     kind = OPAQUE
 
+    @staticmethod
+    def grad(op, *dys):
+        return [None, concat(list(dys), _static_grad_axis(op.inputs[0], "Split"))]
+
     def infer(self, op):
         axis_t, x = op.inputs
         n = op.get_attr("num_split")
@@ -790,6 +834,10 @@ class SplitV(OpDef):
     """Splits input 0 into pieces of the sizes in input 1 (one may be -1) along input 2."""
 
     kind = OPAQUE
+
+    @staticmethod
+    def grad(op, *dys):
+        return [concat(list(dys), _static_grad_axis(op.inputs[2], "SplitV")), None, None]
 
     def infer(self, op):
         x, sizes_t, axis_t = op.inputs
@@ -907,6 +955,30 @@ class Tile(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        # TF1: reshape dy to [m0, d0, m1, d1, ...] and sum over the even (tiled) dims.
+        from graphflow.ops.math_ops import reduce_sum
+
+        x, m = op.inputs
+        r = x.shape.ndims
+        if r is None:
+            r = m.shape.values[0] if m.shape.ndims == 1 else None
+        if r is None:
+            raise errors.ShapeError(None, op, "the gradient of Tile needs the rank of its "
+                                              "input or the length of multiples")
+        if r == 0:
+            return [dy, None]
+        dims = _dims_or_tensors(x, m.dtype, r)
+        known = _partial_list(m) or [None] * r
+        mults = [k if k is not None else m[i] for i, k in enumerate(known)]
+        split_shape = [v for pair in zip(mults, dims) for v in pair]
+        g = reduce_sum(reshape(dy, _int_vector(split_shape, m.dtype)),
+                       axis=list(range(0, 2 * r, 2)))
+        if x.shape.ndims is not None:
+            g.set_shape(x.shape)
+        return [g, None]
+
     def infer(self, op):
         x, m = op.inputs
         rules.check_dtype(m, _INDEX_DTYPES, "multiples")
@@ -1019,9 +1091,30 @@ def _np_pad(x: np.ndarray, pairs: list[tuple[int, int]], **kw: Any) -> np.ndarra
     return np.pad(x, pairs, **kw)
 
 
+def _pad_grad(op: Any, dy: Tensor) -> Tensor:
+    """TF1's Pad/PadV2 gradient: the slice of dy where the input was."""
+    from graphflow.ops.indexing_ops import slice as slice_
+
+    x, p = op.inputs[:2]
+    pv = _partial_value(p)
+    r = x.shape.ndims
+    if pv is not None and pv.ndim == 2 and all(v is not None for v in pv[:, 0]):
+        begin: Any = [int(v) for v in pv[:, 0]]
+    else:
+        begin = p[:, 0]
+    g = slice_(dy, begin, _shape_vector(x, p.dtype))
+    if r is not None:
+        g.set_shape(x.shape)
+    return g
+
+
 @register
 class Pad(_PadBase):
     """Pads with zeros."""
+
+    @staticmethod
+    def grad(op, dy):
+        return [_pad_grad(op, dy), None]
 
     def reference(self, op, inputs, ctx):
         x, p = inputs
@@ -1031,6 +1124,10 @@ class Pad(_PadBase):
 @register
 class PadV2(_PadBase):
     """Pads with the scalar input 2."""
+
+    @staticmethod
+    def grad(op, dy):
+        return [_pad_grad(op, dy), None, None]  # TF1 gives constant_values no gradient
 
     def infer(self, op):
         x, _, c = op.inputs
@@ -1047,12 +1144,87 @@ class PadV2(_PadBase):
 class MirrorPad(_PadBase):
     """Pads by mirroring; attr ``mode`` is REFLECT (edge excluded) or SYMMETRIC."""
 
+    @staticmethod
+    def grad(op, dy):
+        return [_mirror_pad_grad(dy, op.inputs[1], op.get_attr("mode")), None]
+
     def limit(self, op):
         return 1 if op.get_attr("mode") == "REFLECT" else 0
 
     def reference(self, op, inputs, ctx):
         x, p = inputs
         return _np_pad(x, self.check(op, x, p), mode=op.get_attr("mode").lower())
+
+
+@register
+class MirrorPadGrad(OpDef):
+    """The adjoint of MirrorPad: folds the mirrored borders of input 0 back onto the interior.
+
+    Inputs ``dy`` (the padded shape) and the int ``[rank, 2]`` paddings; attr ``mode``.
+    Each padded element adds into the interior element it was copied from.
+    """
+
+    kind = OPAQUE
+
+    @staticmethod
+    def grad(op, dy):
+        return [make("MirrorPad", [dy, op.inputs[1]], {"mode": op.get_attr("mode")}), None]
+
+    def infer(self, op):
+        g, p = op.inputs
+        rules.check_dtype(p, _INDEX_DTYPES, "paddings")
+        ps = p.shape.values
+        if ps is not None and (len(ps) != 2 or ps[1] not in (None, 2)):
+            raise shape_error(f"paddings must be a matrix with 2 columns, got shape {p.shape}")
+        r = g.shape.ndims
+        n = ps[0] if ps is not None else None
+        if r is not None and n is not None and n != r:
+            raise shape_error(f"paddings has shape {p.shape} but the input {g.name} has rank "
+                              f"{r}")
+        r = r if r is not None else n
+        if r is None:
+            return [(g.dtype, unknown_shape())]
+        pv = _partial_value(p)
+        rows = pv.tolist() if pv is not None and pv.shape == (r, 2) else [[None, None]] * r
+        limit = 1 if op.get_attr("mode") == "REFLECT" else 0
+        out = []
+        for i, (d, (lo, hi)) in enumerate(zip(g.shape.values or (None,) * r, rows)):
+            if any(v is not None and v < 0 for v in (lo, hi)):
+                raise shape_error(f"paddings must be non-negative, got {rows[i]} for "
+                                  f"dimension {i}")
+            n_i = None if d is None or lo is None or hi is None else d - lo - hi
+            if n_i is not None and (n_i < 0 or max(lo, hi) > n_i - limit):
+                raise shape_error(f"{op.get_attr('mode')} paddings {rows[i]} do not fit "
+                                  f"dimension {i} of size {d} of {g.name}")
+            out.append(n_i)
+        return [(g.dtype, TensorShape(out))]
+
+    def reference(self, op, inputs, ctx):
+        g, p = inputs
+        if p.shape != (g.ndim, 2):
+            raise _run_error(f"paddings must have shape [{g.ndim}, 2], got {list(p.shape)}")
+        mode = op.get_attr("mode").lower()
+        limit = 1 if mode == "reflect" else 0
+        out = g
+        for i, (a, b) in enumerate((int(a), int(b)) for a, b in p):
+            n = out.shape[i] - a - b
+            if a < 0 or b < 0 or n < 0 or max(a, b) > n - limit:
+                raise _run_error(f"paddings {[a, b]} do not fit dimension {i} of size "
+                                 f"{out.shape[i]} in {mode.upper()} mode")
+            if not a and not b:
+                continue
+            source = np.pad(np.arange(n), (a, b), mode=mode)  # where each element came from
+            acc = np.zeros(out.shape[:i] + (n,) + out.shape[i + 1:], dtype=out.dtype)
+            np.add.at(acc, (slice(None),) * i + (source,), out)
+            out = acc
+        return out
+
+
+def _mirror_pad_grad(dy: Tensor, paddings: Tensor, mode: str, name: str | None = None
+                     ) -> Tensor:
+    """Builds a ``MirrorPadGrad`` op (TF's ``gen_array_ops.mirror_pad_grad``)."""
+    with op_scope(name, "MirrorPadGrad", [dy, paddings]) as scope:
+        return make("MirrorPadGrad", [dy, paddings], {"mode": mode}, name=scope)
 
 
 def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = None,
@@ -1124,6 +1296,7 @@ class Range(OpDef):
     """``[start, start + delta, ...)`` up to ``limit`` (exclusive); three scalar inputs."""
 
     kind = OPAQUE
+    not_differentiable = True  # TF1: NotDifferentiable("Range")
 
     def infer(self, op):
         start, limit, delta = op.inputs
@@ -1204,6 +1377,7 @@ class OneHot(OpDef):
     """One-hot encoding: inputs indices, depth, on_value, off_value; attr ``axis``."""
 
     kind = OPAQUE
+    not_differentiable = True  # TF1: NotDifferentiable("OneHot")
 
     def infer(self, op):
         idx, depth, on, off = op.inputs
@@ -1353,10 +1527,71 @@ def eye(num_rows: Any, num_columns: Any = None, batch_shape: Any = None,
         return tile(one, concat([b, constant([1, 1], dtype=b.dtype)], 0), name=scope)
 
 
+# --- gradient helpers ---------------------------------------------------------------
+# Gradient rules build graph ops; these give shapes as Python ints where the static
+# shape knows them and as int tensors (``gf.shape(x)[i]``) where it does not.
+def _reshape_to_input(op: Any, dy: Tensor) -> Tensor:
+    """``dy`` reshaped to the shape of ``op.inputs[0]`` (TF1's ``_ReshapeToInput``)."""
+    return reshape(dy, _shape_vector(op.inputs[0]))
+
+
+def _shape_vector(t: Tensor, dtype: Any = _dt.int32) -> Tensor:
+    """``t``'s shape as a 1-D int tensor: a constant when static, else ``gf.shape``."""
+    d = _dt.as_dtype(dtype)
+    if t.shape.is_fully_defined():
+        return constant(np.array(t.shape.values, dtype=d.np).reshape(-1), dtype=d)
+    return shape(t, out_type=d)
+
+
+def _dims_or_tensors(t: Tensor, dtype: Any = _dt.int32, rank_: int | None = None
+                     ) -> list[Any]:
+    """``t``'s dims: ints where static, scalar tensors ``shape(t)[i]`` where not."""
+    dims = t.shape.values
+    if dims is None:
+        s = shape(t, out_type=dtype)
+        return [s[i] for i in range(rank_ or 0)]
+    s = None
+    out: list[Any] = []
+    for i, d in enumerate(dims):
+        if d is None:
+            if s is None:
+                s = shape(t, out_type=dtype)
+            out.append(s[i])
+        else:
+            out.append(d)
+    return out
+
+
+def _dim_or_tensor(t: Tensor, axis: int, dtype: Any = _dt.int32) -> Any:
+    """Dim ``axis`` of ``t``: an int if static, else the scalar tensor ``shape(t)[axis]``."""
+    dims = t.shape.values
+    if dims is not None and dims[axis] is not None:
+        return dims[axis]
+    return shape(t, out_type=dtype)[axis]
+
+
+def _int_vector(items: Sequence[Any], dtype: Any = _dt.int32) -> Tensor:
+    """A 1-D int tensor from ints and scalar int tensors (a constant if all are ints)."""
+    from graphflow.ops.math_ops import cast
+
+    d = _dt.as_dtype(dtype)
+    if all(not isinstance(v, Tensor) for v in items):
+        return constant(np.array([int(v) for v in items], dtype=d.np).reshape(-1), dtype=d)
+    return stack([cast(v, d) if isinstance(v, Tensor) else int(v) for v in items], dtype=d)
+
+
+def _static_grad_axis(axis_t: Tensor, what: str) -> int:
+    a = _partial_scalar(axis_t)
+    if a is None:
+        raise errors.ShapeError(None, axis_t.op, f"the gradient of {what} needs its axis "
+                                                 "known when the graph is built")
+    return int(a)
+
+
 # --- names --------------------------------------------------------------------------
 # Ops defined in graphflow.ops.indexing_ops that TF1 keeps in array_ops; looked up
 # lazily (indexing_ops imports this module).
-_FROM_INDEXING = ("gather", "gather_nd", "slice", "strided_slice")
+_FROM_INDEXING = ("gather", "gather_nd", "scatter_nd", "slice", "strided_slice")
 
 
 def __getattr__(name: str) -> Any:

@@ -123,6 +123,7 @@ class PlaceholderWithDefault(OpDef):
     """Passes its input through unless fed; attr ``shape`` may be less specific."""
 
     kind = "opaque"
+    grad = staticmethod(lambda op, dy: [dy])  # TF1: _IdGrad
 
     def infer(self, op):
         x = op.inputs[0]

@@ -11,23 +11,31 @@ import numpy as np
 from graphflow.framework import dtypes as _dt
 from graphflow.framework import errors
 from graphflow.framework.graph import Tensor
-from graphflow.framework.op_def import INJECTIVE, OpDef, register, shape_error
+from graphflow.framework.op_def import INJECTIVE, OPAQUE, OpDef, register, shape_error
 from graphflow.framework.tensor_shape import Dimension, TensorShape, unknown_shape
 from graphflow.ops import rules
 from graphflow.ops.array_ops import (
+    _dim_or_tensor,
+    _dims_or_tensors,
+    _int_vector,
     _is_tensorish,
     _partial_list,
     _partial_scalar,
     _require_scalar,
     _require_vector,
     _run_error,
+    _shape_vector,
     ones_like,
+    pad,
+    reshape,
+    shape,
     stack,
+    transpose,
 )
 from graphflow.ops.building import make, op_scope, to_tensor
-from graphflow.ops.constant_op import constant
+from graphflow.ops.constant_op import constant, constant_value, constant_value_as_shape
 
-__all__ = ["gather", "gather_nd", "slice", "slice_helper", "strided_slice"]
+__all__ = ["gather", "gather_nd", "scatter_nd", "slice", "slice_helper", "strided_slice"]
 
 _PySlice = builtins.slice  # ``slice`` below is TF1's op function
 _INDEX_DTYPES = (_dt.int32, _dt.int64)
@@ -68,6 +76,25 @@ class Slice(OpDef):
     """Extracts ``input[begin[i] : begin[i] + size[i]]`` per dim; size -1 means to the end."""
 
     kind = INJECTIVE
+
+    @staticmethod
+    def grad(op, dy):
+        # TF1: pad dy with begin zeros before and shape(x) - shape(y) - begin after.
+        x, begin, _ = op.inputs
+        y = op.outputs[0]
+        bv = constant_value(begin)
+        it = begin.dtype
+        if bv is not None and x.shape.is_fully_defined() and y.shape.is_fully_defined():
+            rows = [[int(b), int(dx - dn - b)]
+                    for b, dx, dn in zip(bv, x.shape.values, y.shape.values)]
+            paddings = constant(np.array(rows, dtype=it.np).reshape(-1, 2), dtype=it)
+        else:
+            after = shape(x, out_type=it) - shape(y, out_type=it) - begin
+            paddings = stack([begin, after], axis=1)
+        g = pad(dy, paddings)
+        if x.shape.ndims is not None:
+            g.set_shape(x.shape)
+        return [g, None, None]
 
     def infer(self, op):
         x, begin, size = op.inputs
@@ -255,6 +282,13 @@ class StridedSlice(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        x, begin, end, strides = op.inputs
+        masks = {m: op.get_attr(m) for m in _MASKS}
+        g = _strided_slice_grad(_shape_vector(x, begin.dtype), begin, end, strides, dy, masks)
+        return [g, None, None, None]
+
     def infer(self, op):
         x, begin, end, strides = op.inputs
         n = _index_inputs([begin, end, strides], ("begin", "end", "strides"))
@@ -277,6 +311,65 @@ class StridedSlice(OpDef):
                                      masks, _run_error)
         del shape
         return np.asarray(x[index])
+
+
+@register
+class StridedSliceGrad(OpDef):
+    """The adjoint of StridedSlice: ``dy`` written into zeros of the 1-D int input ``shape``.
+
+    Inputs ``shape, begin, end, strides, dy`` and the five masks of StridedSlice, as TF.
+    """
+
+    kind = OPAQUE
+
+    @staticmethod
+    def grad(op, g):
+        _, begin, end, strides, _ = op.inputs
+        masks = {m: op.get_attr(m) for m in _MASKS}
+        return [None, None, None, None, strided_slice(g, begin, end, strides, **masks)]
+
+    def infer(self, op):
+        shp, begin, end, strides, dy = op.inputs
+        n = _index_inputs([begin, end, strides], ("begin", "end", "strides"))
+        rules.check_dtype(shp, _INDEX_DTYPES, "shape")
+        rules.same_dtype(shp, begin)
+        _require_vector(shp, "shape")
+        out = constant_value_as_shape(shp)
+        if out.ndims is not None and n is not None:
+            bs, es, ss = (_partial_list(t) or [None] * n for t in (begin, end, strides))
+            masks = {m: op.get_attr(m) for m in _MASKS}
+            sliced, _ = _strided_plan(out.values, bs, es, ss, masks, shape_error)
+            if not dy.shape.is_compatible_with(sliced):
+                raise shape_error(f"dy {dy.name} has shape {dy.shape}, but slicing shape "
+                                  f"{out} gives {TensorShape(sliced)}")
+        return [(dy.dtype, out)]
+
+    def reference(self, op, inputs, ctx):
+        shp, begin, end, strides, dy = inputs
+        dims = tuple(int(d) for d in shp)
+        if any(d < 0 for d in dims):
+            raise _run_error(f"shape {list(dims)} must be non-negative")
+        if not begin.shape == end.shape == strides.shape or begin.ndim != 1:
+            raise _run_error(f"Expected begin, end, and strides to be 1D equal size tensors, "
+                             f"but got shapes {list(begin.shape)}, {list(end.shape)}, and "
+                             f"{list(strides.shape)} instead.")
+        masks = {m: op.get_attr(m) for m in _MASKS}
+        sliced, index = _strided_plan(dims, begin.tolist(), end.tolist(), strides.tolist(),
+                                      masks, _run_error)
+        if tuple(sliced) != dy.shape:
+            raise _run_error(f"shape of dy {list(dy.shape)} does not match the slice "
+                             f"{sliced} of shape {list(dims)}")
+        out = np.zeros(dims, dtype=dy.dtype)
+        out[index] = dy  # a basic index: every element of dy has its own place
+        return out
+
+
+def _strided_slice_grad(shape_: Tensor, begin: Tensor, end: Tensor, strides: Tensor,
+                        dy: Tensor, masks: dict[str, int], name: str | None = None) -> Tensor:
+    """Builds a ``StridedSliceGrad`` op (TF's ``array_ops.strided_slice_grad``)."""
+    with op_scope(name, "StridedSliceGrad", [shape_, begin, end, strides, dy]) as scope:
+        return make("StridedSliceGrad", [shape_, begin, end, strides, dy], dict(masks),
+                    name=scope)
 
 
 def strided_slice(input_: Any, begin: Any, end: Any, strides: Any = None, begin_mask: int = 0,
@@ -446,6 +539,10 @@ class GatherV2(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        return [_gather_grad(op, dy), None, None]
+
     def infer(self, op):
         params, indices, axis_t = op.inputs
         rules.check_dtype(indices, _INDEX_DTYPES, "indices")
@@ -546,6 +643,14 @@ class GatherNd(OpDef):
 
     kind = INJECTIVE
 
+    @staticmethod
+    def grad(op, dy):
+        params, indices = op.inputs
+        g = scatter_nd(indices, dy, _shape_vector(params, indices.dtype))
+        if params.shape.ndims is not None:
+            g.set_shape(params.shape)
+        return [g, None]
+
     def infer(self, op):
         params, indices = op.inputs
         rules.check_dtype(indices, _INDEX_DTYPES, "indices")
@@ -612,3 +717,175 @@ def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: in
         p = to_tensor(params, name="params")
         i = to_tensor(indices, name="indices")
         return make("GatherNd", [p, i], name=scope)
+
+
+def _gather_grad(op: Any, dy: Tensor) -> Tensor:
+    """The dense gradient of GatherV2 (TF1's ``_GatherV2Grad`` with its IndexedSlices summed).
+
+    Gathered slices add into the rows they came from, so repeated indices aggregate:
+    dy is transposed so the indices' dims lead, summed by ``UnsortedSegmentSum`` into
+    ``params.shape[axis]`` rows and transposed back. With batch dims, each batch's
+    indices are offset into its own block of rows first.
+    """
+    from graphflow.ops.array_ops import _range
+    from graphflow.ops.segment_ops import unsorted_segment_sum
+
+    params, indices, axis_t = op.inputs
+    pr, ir = params.shape.ndims, indices.shape.ndims
+    bd = op.get_attr("batch_dims")
+    if bd < 0:
+        if ir is None:
+            raise errors.ShapeError(None, op, "the gradient of gather with batch_dims < 0 "
+                                              "needs the rank of indices")
+        bd += ir
+    a = _partial_scalar(axis_t)
+    if a is None:
+        raise errors.ShapeError(None, op, "the gradient of gather needs its axis known when "
+                                          "the graph is built")
+    a = int(a)
+    if a < 0:
+        if pr is None:
+            raise errors.ShapeError(None, op, "the gradient of gather with a negative axis "
+                                              "needs the rank of params")
+        a += pr
+    it = indices.dtype
+    n = _dim_or_tensor(params, a, it)
+    if a == 0:
+        g = unsorted_segment_sum(dy, indices, n)
+    else:
+        if pr is None or ir is None:
+            raise errors.ShapeError(None, op, "the gradient of gather along axis > 0 needs "
+                                              "the ranks of params and indices")
+        nj = ir - bd
+        b_ax = list(range(bd))
+        o_ax = list(range(bd, a))
+        j_ax = list(range(a, a + nj))
+        r_ax = list(range(a + nj, pr - 1 + nj))
+        dyt = _transposed(dy, b_ax + j_ax + o_ax + r_ax)  # [B, J, O, R]
+        if bd == 0:
+            g = unsorted_segment_sum(dyt, indices, n)  # [N, O, R]
+            g = _transposed(g, list(range(1, a + 1)) + [0] + list(range(a + 1, pr)))
+        else:
+            pdims = _dims_or_tensors(params, it)
+            batch = pdims[:bd]
+            nb = _product(batch)
+            offsets = reshape(_range(0, nb, dtype=it) * n, _int_vector(batch + [1] * nj, it))
+            g = unsorted_segment_sum(dyt, indices + offsets, nb * n)  # [B*N, O, R]
+            g = reshape(g, _int_vector(batch + [n] + pdims[bd:a] + pdims[a + 1:], it))
+            no = len(o_ax)
+            g = _transposed(g, b_ax + [bd + 1 + i for i in range(no)] + [bd] +
+                            list(range(bd + 1 + no, pr)))
+    if pr is not None:
+        g.set_shape(params.shape)
+    return g
+
+
+def _transposed(t: Tensor, perm: list[int]) -> Tensor:
+    return t if perm == sorted(perm) else transpose(t, perm)
+
+
+def _product(items: list[Any]) -> Any:
+    """The product of ints and scalar int tensors (an int if all are ints)."""
+    out: Any = 1
+    for v in items:
+        out = v * out if isinstance(v, Tensor) else out * v
+    return out
+
+
+# --- scatter_nd -----------------------------------------------------------------------------
+@register
+class ScatterNd(OpDef):
+    """Zeros of the 1-D int input ``shape`` with ``updates`` added at ``indices`` (TF's ScatterNd).
+
+    ``indices[..., :]`` is a (partial) index into the first ``indices.shape[-1]`` dims;
+    ``updates`` has shape ``indices.shape[:-1] + shape[indices.shape[-1]:]``.
+    Repeated indices add up.
+    """
+
+    kind = OPAQUE
+
+    @staticmethod
+    def grad(op, dy):
+        return [None, gather_nd(dy, op.inputs[0]), None]
+
+    def infer(self, op):
+        indices, updates, shp = op.inputs
+        rules.check_dtype(indices, _INDEX_DTYPES, "indices")
+        rules.check_dtype(updates, _dt.NUMERIC, "updates")
+        rules.check_dtype(shp, _INDEX_DTYPES, "shape")
+        rules.same_dtype(indices, shp)
+        _require_vector(shp, "shape")
+        out = constant_value_as_shape(shp)
+        idd = indices.shape.values
+        if idd is not None and not idd:
+            raise shape_error(f"indices {indices.name} must be at least a vector")
+        q = idd[-1] if idd else None
+        if q is not None and out.ndims is not None:
+            if q > out.ndims:
+                raise shape_error(f"index innermost dimension length must be <= the rank of "
+                                  f"shape {out}; saw: {q}")
+            expected = TensorShape(list(idd[:-1]) + list(out.values[q:]))
+            if not updates.shape.is_compatible_with(expected):
+                raise shape_error(f"updates {updates.name} must have shape indices.shape[:-1] "
+                                  f"+ shape[{q}:] = {expected}, got {updates.shape}")
+        return [(updates.dtype, out)]
+
+    def reference(self, op, inputs, ctx):
+        indices, updates, shp = inputs
+        dims = tuple(int(d) for d in shp)
+        if any(d < 0 for d in dims):
+            raise _run_error(f"shape {list(dims)} must be non-negative")
+        if indices.ndim < 1:
+            raise _run_error("indices must be at least a vector")
+        q = indices.shape[-1]
+        if q > len(dims):
+            raise _run_error(f"index innermost dimension length must be <= the rank of shape "
+                             f"{list(dims)}; saw: {q}")
+        outer = indices.shape[:-1]
+        if updates.shape != outer + dims[q:]:
+            raise _run_error(f"updates must have shape {list(outer + dims[q:])} "
+                             f"(indices.shape[:-1] + shape[{q}:]), got {list(updates.shape)}")
+        flat = indices.reshape(int(np.prod(outer, dtype=np.int64)), q).astype(np.int64)
+        bad = np.any((flat < 0) | (flat >= np.array(dims[:q], dtype=np.int64)), axis=1)
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            pos = ",".join(str(int(i)) for i in np.unravel_index(k, outer)) if outer else ""
+            raise _run_error(f"indices[{pos}] = {flat[k].tolist()} does not index into shape "
+                             f"{list(dims)}")
+        out = np.zeros(dims, dtype=updates.dtype)
+        values = updates.reshape((flat.shape[0],) + dims[q:])
+        if q == 0:
+            out += np.sum(values, axis=0, dtype=updates.dtype)
+        else:
+            np.add.at(out, tuple(flat.T), values)
+        return out
+
+
+def scatter_nd(indices: Any, updates: Any, shape: Any, name: str | None = None) -> Tensor:
+    """Scatters ``updates`` into zeros of ``shape`` at ``indices`` (TF1's ``tf.scatter_nd``).
+
+    ``indices[..., :]`` indexes the first ``indices.shape[-1]`` dims of the result;
+    values at repeated indices are summed. The adjoint of :func:`gather_nd`.
+
+    Args:
+      indices: an int32/int64 tensor of rank >= 1.
+      updates: a numeric tensor of shape ``indices.shape[:-1] + shape[indices.shape[-1]:]``.
+      shape: the result's shape, a list or 1-D tensor of ``indices``' dtype.
+      name: op name.
+
+    Returns:
+      A tensor of ``updates``' dtype and shape ``shape``.
+
+    Raises:
+      ValueError: if the shapes do not fit (when known at build time).
+      errors.InvalidArgumentError: at run time, naming an index out of range.
+    """
+    with op_scope(name, "ScatterNd", [indices, updates, shape]) as scope:
+        i = to_tensor(indices, name="indices")
+        u = to_tensor(updates, name="updates")
+        if _is_tensorish(shape):
+            s = to_tensor(shape)
+        else:
+            s = to_tensor(list(shape.as_list()) if isinstance(shape, TensorShape) else shape,
+                          dtype=i.dtype, name="shape")
+        return make("ScatterNd", [i, u, s], name=scope)
