@@ -51,7 +51,8 @@ def compute_gradient(x: Any, x_shape: Sequence[int], y: Tensor, y_shape: Sequenc
     np_dtype = x.dtype.np
     if x_init_value is None:
         x_init_value = np.random.default_rng(0).standard_normal(x_shape)
-    x0 = np.asarray(x_init_value, dtype=np_dtype).reshape(x_shape)
+    # A C-ordered copy: perturbing its flat view must perturb the array that is fed.
+    x0 = np.array(x_init_value, dtype=np_dtype, order="C").reshape(x_shape)
     from graphflow.ops.constant_op import placeholder
 
     with y.graph.as_default():

@@ -180,6 +180,9 @@ def cmd_test(args: Sequence[str]) -> int:
         pytest_args = ["-n", "2", *pytest_args]
     env = dict(os.environ)
     env["NUMBA_ENABLE_CUDASIM"] = "1"  # CUDA kernels run on Numba's simulator without a GPU
+    # Two xdist workers already fill both cores; threaded BLAS on top of them made tiny
+    # matmuls 100-1000x slower through oversubscription.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Keep the repository root off sys.path (Python >= 3.11), so tests import graphflow the way
     # users do and a stray `import kernels` fails as it would after a real install.
     env["PYTHONSAFEPATH"] = "1"

@@ -30,7 +30,7 @@ from graphflow.framework.op_def import (
 from graphflow.framework.tensor_shape import TensorShape, as_shape, unknown_shape
 from graphflow.ops import array_ops, math_ops, random_ops, rules
 from graphflow.ops.building import is_tensor_like, make, normalize_axis, op_scope, to_tensor
-from graphflow.ops.constant_op import constant_value
+from graphflow.ops.constant_op import constant_value, constant_value_as_shape
 
 F = _dt.FLOATS
 NUM = _dt.NUMERIC
@@ -224,6 +224,13 @@ class _SoftmaxOp(OpDef):
 class Softmax(_SoftmaxOp):
     composite = staticmethod(_expand_softmax)
 
+    @staticmethod
+    def grad(op, dy):
+        # TF1's _SoftmaxGrad: (dy - sum(dy * s)) * s along the softmax axis.
+        s = op.outputs[0]
+        axis = op.get_attr("axis")
+        return [math_ops.multiply(math_ops.subtract(dy, _sum_keepdims(dy * s, axis)), s)]
+
     def reference(self, op, inputs, ctx):
         x = inputs[0]
         return _np_softmax(x, op.get_attr("axis")).astype(x.dtype)
@@ -232,6 +239,12 @@ class Softmax(_SoftmaxOp):
 @register
 class LogSoftmax(_SoftmaxOp):
     composite = staticmethod(_expand_log_softmax)
+
+    @staticmethod
+    def grad(op, dy):
+        # TF1's _LogSoftmaxGrad: dy - sum(dy) * exp(log_softmax).
+        axis = op.get_attr("axis")
+        return [math_ops.subtract(dy, _sum_keepdims(dy, axis) * math_ops.exp(op.outputs[0]))]
 
     def reference(self, op, inputs, ctx):
         x = inputs[0]
@@ -312,6 +325,12 @@ class BiasAdd(OpDef):
 
     kind = BROADCAST
 
+    @staticmethod
+    def grad(op, dy):
+        # TF1's _BiasAddGrad: the value's gradient passes through; the bias's is
+        # summed over every dim but the channels (the BiasAddGrad op).
+        return [dy, _bias_add_grad(dy, op.get_attr("data_format"))]
+
     def infer(self, op):
         x, b = op.inputs
         rules.check_dtype(x, NUM, "input 'value'")
@@ -343,6 +362,56 @@ class BiasAdd(OpDef):
         shape = [1] * x.ndim
         shape[c] = -1
         return x + b.reshape(shape)
+
+
+@register
+class BiasAddGrad(OpDef):
+    """The bias gradient of BiasAdd: ``out_backprop`` summed over all dims but the channels.
+
+    Its own gradient broadcasts the incoming 1-D gradient back along the
+    channel dim (TF1's ``_BiasAddGradGrad``, with broadcast_to for tile).
+    """
+
+    kind = REDUCTION
+
+    @staticmethod
+    def grad(op, dg):
+        dy = op.inputs[0]
+        fmt = op.get_attr("data_format")
+        g = dg
+        if fmt == "NCHW":
+            r = dy.shape.ndims
+            if r is not None:
+                g = array_ops.reshape(dg, [-1] + [1] * (r - 2))
+            else:
+                ones = array_ops.fill(array_ops.reshape(array_ops.rank(dy) - 2, [1]), 1)
+                g = array_ops.reshape(dg, array_ops.concat([[-1], ones], 0))
+        from graphflow.ops.broadcast_ops import _shape_of, broadcast_to
+
+        return [broadcast_to(g, _shape_of(dy))]
+
+    def infer(self, op):
+        dy = op.inputs[0]
+        rules.check_dtype(dy, NUM, "input 'out_backprop'")
+        fmt = op.get_attr("data_format")
+        if fmt not in _FORMATS:
+            raise shape_error(f"data_format must be 'NHWC' or 'NCHW', got {fmt!r}")
+        rules.require_rank_at_least(dy, 3 if fmt == "NCHW" else 2, "input 'out_backprop'")
+        dims = dy.shape.values
+        c = None if dims is None else dims[1 if fmt == "NCHW" else -1]
+        return [(dy.dtype, TensorShape([c]))]
+
+    def reference(self, op, inputs, ctx):
+        dy = inputs[0]
+        c = 1 if op.get_attr("data_format") == "NCHW" else dy.ndim - 1
+        axes = tuple(i for i in range(dy.ndim) if i != c)
+        return np.sum(dy.astype(_acc_dtype(dy), copy=False), axis=axes).astype(dy.dtype)
+
+
+def _bias_add_grad(out_backprop: Tensor, data_format: str, name: str | None = None) -> Tensor:
+    """Builds a ``BiasAddGrad`` op (TF's ``gen_nn_ops.bias_add_grad``)."""
+    with op_scope(name, "BiasAddGrad", [out_backprop]) as scope:
+        return make("BiasAddGrad", [out_backprop], {"data_format": data_format}, name=scope)
 
 
 def bias_add(value: Any, bias: Any, data_format: str | None = None,
@@ -393,6 +462,10 @@ class L2Loss(OpDef):
     kind = REDUCTION
     composite = staticmethod(_expand_l2_loss)
 
+    @staticmethod
+    def grad(op, dy):
+        return [math_ops.multiply(op.inputs[0], dy)]  # TF1's _L2LossGrad
+
     def infer(self, op):
         t = op.inputs[0]
         rules.check_dtype(t, F, "input 't'")
@@ -426,9 +499,28 @@ class SoftmaxCrossEntropyWithLogits(OpDef):
     Outputs the loss (the shape without the class dim) and the backprop
     ``softmax(features) - labels`` (the full shape), as TF's op of that name;
     graphflow also accepts ranks other than 2.
+
+    Gradient (TF1's ``_SoftmaxCrossEntropyWithLogitsGrad``): the features get
+    ``d_loss[..., None] * backprop``, plus, when the backprop output itself is
+    differentiated (second order), the softmax Jacobian applied to its gradient;
+    the labels get ``-d_loss[..., None] * log_softmax(features)``. graphflow
+    also passes the backprop output's gradient to the labels (``-d_backprop``;
+    TF omits it, which makes TF's mixed second derivatives in labels zero).
     """
 
     kind = OPAQUE
+
+    @staticmethod
+    def grad(op, d_loss, d_backprop):
+        from graphflow.autodiff import unbroadcast
+
+        logits, labels = op.inputs
+        g_logits = _broadcast_mul(d_loss, op.outputs[1])
+        g_labels = _broadcast_mul(d_loss, math_ops.negative(log_softmax(logits)))
+        if not _is_zeros(d_backprop):
+            g_logits = math_ops.add(g_logits, _softmax_jvp(d_backprop, logits))
+            g_labels = math_ops.subtract(g_labels, d_backprop)
+        return [unbroadcast(g_logits, logits, labels), unbroadcast(g_labels, labels, logits)]
 
     def infer(self, op):
         logits, labels = op.inputs
@@ -462,9 +554,21 @@ class SparseSoftmaxCrossEntropyWithLogits(OpDef):
     Outputs the loss (labels' shape) and the backprop ``softmax - one_hot``
     (features' shape). A label outside ``[0, C)`` is an InvalidArgumentError
     at run time, as on TF's CPU.
+
+    Gradient: the features get ``d_loss[..., None] * backprop`` plus the
+    second-order term of the dense op (TF 2's rule; TF 1.15 raised an error
+    on second derivatives instead); the integer labels get None.
     """
 
     kind = OPAQUE
+
+    @staticmethod
+    def grad(op, d_loss, d_backprop):
+        logits = op.inputs[0]
+        g = _broadcast_mul(d_loss, op.outputs[1])
+        if not _is_zeros(d_backprop):
+            g = math_ops.add(g, _softmax_jvp(d_backprop, logits))
+        return [g, None]
 
     def infer(self, op):
         logits, labels = op.inputs
@@ -793,9 +897,8 @@ def _run_out(size: int, k: int, stride: int, dilation: int, padding: str,
     return out, before, after
 
 
-@register
-class Conv2D(OpDef):
-    """2-D convolution of ``input`` [N,H,W,C] (or NCHW) with ``filter`` [kh,kw,C,out]."""
+class _ConvOp(OpDef):
+    """Conv2D and its two backprops: one set of attrs, one set of checks."""
 
     kind = OPAQUE
 
@@ -805,6 +908,76 @@ class Conv2D(OpDef):
         dilations = _check_window(op.get_attr("dilations"), "dilations", fmt)
         padding, ph, pw = _check_padding(op, fmt, allow_explicit=True)
         return fmt, strides, dilations, padding, ph, pw
+
+    def check_shapes(self, op: Any, x: TensorShape, f: TensorShape, dy: TensorShape | None
+                     ) -> TensorShape:
+        """Checks the input/filter/output shapes of a convolution; returns the output's."""
+        fmt, (sh, sw), (dh, dw), padding, ph, pw = self.config(op)
+        dims = x.values or (None,) * 4
+        h, w, c = _spatial_axes(fmt)
+        n, h, w, c = dims[0], dims[h], dims[w], dims[c]
+        kh, kw, fc, oc = f.values or (None,) * 4
+        if kh == 0 or kw == 0:
+            raise shape_error(f"filter of shape {f} has an empty spatial window")
+        if c is not None and fc is not None and c != fc:
+            raise shape_error(f"input depth must equal the filter's input depth, but are {c} "
+                              f"and {fc}: input of shape {x} ({fmt}), filter of shape {f} "
+                              f"[height, width, in, out]")
+        oh = _static_out(h, kh, sh, dh, padding, ph, "filter")
+        ow = _static_out(w, kw, sw, dw, padding, pw, "filter")
+        out = _shape_in(fmt, n, oh, ow, oc)
+        if dy is not None and not out.is_compatible_with(dy):
+            raise shape_error(f"out_backprop of shape {dy} does not match the convolution "
+                              f"output {out} of an input of shape {x} ({fmt}) and a filter "
+                              f"of shape {f}")
+        return out
+
+    def run_config(self, op: Any, x_shape: tuple, f_shape: tuple) -> tuple:
+        """Run-time sizes: ``(kh, kw, c, oc, (sh, sw), (dh, dw), (oh, pt, pb), (ow, pl, pr))``."""
+        fmt, (sh, sw), (dh, dw), padding, ph, pw = self.config(op)
+        n, h, w, c = x_shape
+        kh, kw, fc, oc = f_shape
+        if c != fc:
+            raise _invalid(f"input depth must be evenly divisible by filter depth: {c} vs {fc}")
+        if kh == 0 or kw == 0:
+            raise _invalid(f"filter of shape {list(f_shape)} has an empty spatial window")
+        return (kh, kw, c, oc, (sh, sw), (dh, dw), _run_out(h, kh, sh, dh, padding, ph),
+                _run_out(w, kw, sw, dw, padding, pw))
+
+
+def _conv_attrs(op: Any) -> dict[str, Any]:
+    return {k: op.get_attr(k) for k in ("strides", "padding", "explicit_paddings", "dilations",
+                                        "data_format", "use_cudnn_on_gpu")}
+
+
+def _shape_tensor(t: Tensor) -> Tensor:
+    """``t``'s shape as an int32 tensor: a constant when static, else a Shape op."""
+    if t.shape.is_fully_defined():
+        return to_tensor(np.array(t.shape.values, np.int32))
+    return array_ops.shape(t)
+
+
+def _sizes_nhwc(sizes: np.ndarray, what: str, fmt: str) -> tuple[int, int, int, int]:
+    s = [int(v) for v in np.ravel(sizes)]
+    if len(s) != 4 or any(v < 0 for v in s):
+        raise _invalid(f"{what} must be 4 non-negative sizes, got {s}")
+    return tuple(s) if fmt == "NHWC" else (s[0], s[2], s[3], s[1])
+
+
+@register
+class Conv2D(_ConvOp):
+    """2-D convolution of ``input`` [N,H,W,C] (or NCHW) with ``filter`` [kh,kw,C,out].
+
+    Gradient (TF1's ``_Conv2DGrad``): ``Conv2DBackpropInput`` for the input and
+    ``Conv2DBackpropFilter`` for the filter, with the same attrs.
+    """
+
+    @staticmethod
+    def grad(op, dy):
+        x, f = op.inputs
+        attrs = _conv_attrs(op)
+        return [make("Conv2DBackpropInput", [_shape_tensor(x), f, dy], attrs),
+                make("Conv2DBackpropFilter", [x, _shape_tensor(f), dy], attrs)]
 
     def infer(self, op):
         x, f = op.inputs
@@ -845,6 +1018,129 @@ class Conv2D(OpDef):
             win = _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow)  # [N, oh, ow, C, kh, kw]
             out = np.tensordot(win, f.astype(acc, copy=False), axes=([3, 4, 5], [2, 0, 1]))
         return _from_nhwc(out.astype(x.dtype, copy=False), fmt)
+
+
+@register
+class Conv2DBackpropInput(_ConvOp):
+    """The gradient of Conv2D for its input: inputs ``(input_sizes, filter, out_backprop)``.
+
+    ``input_sizes`` is the 1-D int32 shape of Conv2D's input; the output has
+    that shape. Equivalently, the transposed convolution of ``out_backprop``.
+    Gradient (TF1's ``_Conv2DBackpropInputGrad``): the filter gets
+    ``Conv2DBackpropFilter(grad, shape(filter), out_backprop)`` and
+    ``out_backprop`` gets ``Conv2D(grad, filter)``.
+    """
+
+    @staticmethod
+    def grad(op, g):
+        _, f, dy = op.inputs
+        attrs = _conv_attrs(op)
+        return [None, make("Conv2DBackpropFilter", [g, _shape_tensor(f), dy], attrs),
+                make("Conv2D", [g, f], attrs)]
+
+    def infer(self, op):
+        sizes, f, dy = op.inputs
+        rules.check_dtype(sizes, (_dt.int32, _dt.int64), "input_sizes")
+        rules.check_dtype(f, F, "filter")
+        d = rules.same_dtype(f, dy)
+        rules.require_rank(f, 4, "filter")
+        rules.require_rank(dy, 4, "out_backprop")
+        x = constant_value_as_shape(sizes)
+        if x.ndims not in (None, 4):
+            raise shape_error(f"input_sizes must have 4 elements, got shape {x}")
+        x = x if x.ndims is not None else unknown_shape(4)
+        fmt = self.config(op)[0]
+        n = dy.shape.values[0] if dy.shape.ndims == 4 else None
+        c = f.shape.values[2] if f.shape.ndims == 4 else None
+        known = _shape_in(fmt, n, None, None, c)
+        if not x.is_compatible_with(known):
+            raise shape_error(f"input_sizes {x} ({fmt}) do not match the filter's input "
+                              f"channels {c} and the out_backprop batch {n}")
+        x = x.merge_with(known)
+        self.check_shapes(op, x, f.shape, dy.shape)
+        return [(d, x)]
+
+    def reference(self, op, inputs, ctx):
+        sizes, f, dy = inputs
+        fmt = self.config(op)[0]
+        n, h, w, c = _sizes_nhwc(sizes, "input_sizes", fmt)
+        dy = _to_nhwc(dy, fmt)
+        kh, kw, c, oc, (sh, sw), (dh, dw), (oh, pt, pb), (ow, pl, pr) = self.run_config(
+            op, (n, h, w, c), f.shape)
+        if dy.shape != (n, oh, ow, oc):
+            raise _invalid(f"Conv2DBackpropInput: out_backprop has shape {list(dy.shape)}, "
+                           f"expected {[n, oh, ow, oc]} (NHWC)")
+        acc = _acc_dtype(dy)
+        dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), acc)
+        if dy.size and c:
+            dy_a, f_a = dy.astype(acc, copy=False), f.astype(acc, copy=False)
+            for i in range(kh):  # one vectorised scatter per filter tap
+                for j in range(kw):
+                    r0, c0 = i * dh, j * dw
+                    dxp[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw] += (
+                        dy_a @ f_a[i, j].T)
+        dx = dxp[:, pt:pt + h, pl:pl + w]
+        return _from_nhwc(dx.astype(dy.dtype), fmt)
+
+
+@register
+class Conv2DBackpropFilter(_ConvOp):
+    """The gradient of Conv2D for its filter: inputs ``(input, filter_sizes, out_backprop)``.
+
+    Gradient (TF1's ``_Conv2DBackpropFilterGrad``): the input gets
+    ``Conv2DBackpropInput(shape(input), grad, out_backprop)`` and
+    ``out_backprop`` gets ``Conv2D(input, grad)``.
+    """
+
+    @staticmethod
+    def grad(op, g):
+        x, _, dy = op.inputs
+        attrs = _conv_attrs(op)
+        return [make("Conv2DBackpropInput", [_shape_tensor(x), g, dy], attrs), None,
+                make("Conv2D", [x, g], attrs)]
+
+    def infer(self, op):
+        x, sizes, dy = op.inputs
+        rules.check_dtype(sizes, (_dt.int32, _dt.int64), "filter_sizes")
+        rules.check_dtype(x, F, "input")
+        d = rules.same_dtype(x, dy)
+        rules.require_rank(x, 4, "input")
+        rules.require_rank(dy, 4, "out_backprop")
+        f = constant_value_as_shape(sizes)
+        if f.ndims not in (None, 4):
+            raise shape_error(f"filter_sizes must have 4 elements, got shape {f}")
+        fmt = self.config(op)[0]
+        c = _static_dims(x, fmt)[3]
+        oc = _static_dims(dy, fmt)[3]
+        known = TensorShape([None, None, c, oc])
+        f = known if f.ndims is None else f
+        if not f.is_compatible_with(known):
+            raise shape_error(f"filter_sizes {f} do not match the input channels {c} and the "
+                              f"out_backprop channels {oc}")
+        f = f.merge_with(known)
+        self.check_shapes(op, x.shape, f, dy.shape)
+        return [(d, f)]
+
+    def reference(self, op, inputs, ctx):
+        x, sizes, dy = inputs
+        fmt = self.config(op)[0]
+        x, dy = _to_nhwc(x, fmt), _to_nhwc(dy, fmt)
+        fs = tuple(int(v) for v in np.ravel(sizes))
+        if len(fs) != 4 or any(v < 0 for v in fs):
+            raise _invalid(f"filter_sizes must be 4 non-negative sizes, got {list(fs)}")
+        kh, kw, c, oc, (sh, sw), (dh, dw), (oh, pt, pb), (ow, pl, pr) = self.run_config(
+            op, x.shape, fs)
+        n = x.shape[0]
+        if dy.shape != (n, oh, ow, oc):
+            raise _invalid(f"Conv2DBackpropFilter: out_backprop has shape {list(dy.shape)}, "
+                           f"expected {[n, oh, ow, oc]} (NHWC)")
+        acc = _acc_dtype(x)
+        if oh == 0 or ow == 0:
+            return np.zeros(fs, x.dtype)
+        xp = np.pad(x.astype(acc, copy=False), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        win = _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow)  # [N, oh, ow, C, kh, kw]
+        df = np.tensordot(win, dy.astype(acc, copy=False), axes=([0, 1, 2], [0, 1, 2]))
+        return df.transpose(1, 2, 0, 3).astype(x.dtype)
 
 
 def _get_sequence(value: Any, what: str, fmt: str) -> tuple[int, ...]:
@@ -950,11 +1246,137 @@ def conv2d(input: Any, filter: Any = None, strides: Any = None, padding: Any = N
         return make("Conv2D", [x, f], attrs, name=scope)
 
 
-class _Pool(OpDef):
-    """Pools windows of attr ``ksize`` moving by ``strides`` over H and W."""
+def _conv_backprop_attrs(what: str, strides: Any, padding: Any, use_cudnn_on_gpu: bool,
+                         data_format: str | None, dilations: Any) -> dict[str, Any]:
+    if strides is None or padding is None:
+        raise errors.GraphValueError(None, None, f"{what}: strides and padding must be given")
+    fmt = _data_format(data_format, what)
+    pad, explicit = _convert_padding(padding, what)
+    return {"strides": _get_sequence(strides, f"{what}: strides", fmt), "padding": pad,
+            "explicit_paddings": explicit,
+            "dilations": _get_sequence(dilations, f"{what}: dilations", fmt),
+            "data_format": fmt, "use_cudnn_on_gpu": bool(use_cudnn_on_gpu)}
+
+
+def _int_shape(v: Any, name: str) -> Tensor:
+    if is_tensor_like(v):
+        return to_tensor(v, name=name)
+    if isinstance(v, TensorShape):
+        v = v.as_list()
+    return to_tensor(np.asarray(v, np.int32), name=name)
+
+
+def conv2d_backprop_input(input_sizes: Any, filter: Any = None, out_backprop: Any = None,
+                          strides: Any = None, padding: Any = None,
+                          use_cudnn_on_gpu: bool = True, data_format: str = "NHWC",
+                          dilations: Any = (1, 1, 1, 1), name: str | None = None,
+                          filters: Any = None) -> Tensor:
+    """The gradient of :func:`conv2d` with respect to its input (TF1's function of that name).
+
+    Args:
+      input_sizes: 4 ints (or a 1-D int32 Tensor): the shape of conv2d's input.
+      filter: the filter ``[height, width, in_channels, out_channels]``.
+      out_backprop: the gradient of conv2d's output, of its shape.
+      strides, padding, use_cudnn_on_gpu, data_format, dilations: as :func:`conv2d`.
+      name: op name (default ``Conv2DBackpropInput``).
+      filters: alias for ``filter``.
+
+    Returns:
+      A Tensor of shape ``input_sizes``.
+    """
+    if filter is not None and filters is not None:
+        raise errors.GraphValueError(None, None, "conv2d_backprop_input: cannot specify both "
+                                                 "'filter' and 'filters'")
+    filt = filter if filter is not None else filters
+    attrs = _conv_backprop_attrs("conv2d_backprop_input", strides, padding, use_cudnn_on_gpu,
+                                 data_format, dilations)
+    with op_scope(name, "Conv2DBackpropInput", [filt, out_backprop]) as scope:
+        dy = to_tensor(out_backprop, name="out_backprop")
+        f = to_tensor(filt, dtype=None if is_tensor_like(filt) else dy.dtype, name="filter")
+        return make("Conv2DBackpropInput", [_int_shape(input_sizes, "input_sizes"), f, dy],
+                    attrs, name=scope)
+
+
+def conv2d_backprop_filter(input: Any, filter_sizes: Any, out_backprop: Any, strides: Any,
+                           padding: Any, use_cudnn_on_gpu: bool = True,
+                           data_format: str = "NHWC", dilations: Any = (1, 1, 1, 1),
+                           name: str | None = None) -> Tensor:
+    """The gradient of :func:`conv2d` with respect to its filter (TF1's function of that name).
+
+    Args:
+      input: conv2d's input.
+      filter_sizes: 4 ints (or a 1-D int32 Tensor): the filter's shape.
+      out_backprop: the gradient of conv2d's output, of its shape.
+      strides, padding, use_cudnn_on_gpu, data_format, dilations: as :func:`conv2d`.
+      name: op name (default ``Conv2DBackpropFilter``).
+
+    Returns:
+      A Tensor of shape ``filter_sizes``.
+    """
+    attrs = _conv_backprop_attrs("conv2d_backprop_filter", strides, padding, use_cudnn_on_gpu,
+                                 data_format, dilations)
+    with op_scope(name, "Conv2DBackpropFilter", [input, out_backprop]) as scope:
+        x = to_tensor(input, name="input")
+        dy = to_tensor(out_backprop, dtype=None if is_tensor_like(out_backprop) else x.dtype,
+                       name="out_backprop")
+        return make("Conv2DBackpropFilter", [x, _int_shape(filter_sizes, "filter_sizes"), dy],
+                    attrs, name=scope)
+
+
+def conv2d_transpose(value: Any = None, filter: Any = None, output_shape: Any = None,
+                     strides: Any = None, padding: str = "SAME", data_format: str = "NHWC",
+                     name: str | None = None, input: Any = None, filters: Any = None,
+                     dilations: Any = None) -> Tensor:
+    """The transpose of :func:`conv2d` (TF1's ``tf.nn.conv2d_transpose``).
+
+    The gradient of conv2d with respect to its input: a ``Conv2DBackpropInput`` op.
+
+    Args:
+      value: a 4-D Tensor ``[batch, height, width, in_channels]`` (NHWC).
+      filter: ``[height, width, output_channels, in_channels]``; its last dim
+        must match value's channels.
+      output_shape: 4 ints or a 1-D int Tensor: the output's shape.
+      strides: an int or a list of 1, 2 or 4 ints.
+      padding: ``"SAME"`` or ``"VALID"``.
+      data_format: ``"NHWC"`` or ``"NCHW"``.
+      name: scope name (default ``conv2d_transpose``).
+      input, filters: aliases for ``value`` and ``filter``.
+      dilations: an int or a list of 1, 2 or 4 ints.
+
+    Returns:
+      A Tensor of ``output_shape``.
+
+    Raises:
+      ValueError: if the channels of value, filter and output_shape do not fit.
+    """
+    value = value if value is not None else input
+    filt = filter if filter is not None else filters
+    fmt = _data_format(data_format, "conv2d_transpose")
+    with op_scope(name, "conv2d_transpose", [value, filt, output_shape]) as scope:
+        x = to_tensor(value, name="value")
+        f = to_tensor(filt, dtype=None if is_tensor_like(filt) else x.dtype, name="filter")
+        sizes = _int_shape(output_shape, "output_shape")
+        ch = 3 if fmt == "NHWC" else 1
+        xc = x.shape.values[ch] if x.shape.ndims == 4 else None
+        fd = f.shape.values if f.shape.ndims == 4 else (None,) * 4
+        if xc is not None and fd[3] is not None and xc != fd[3]:
+            raise errors.ShapeError(None, None, f"conv2d_transpose: input channels {xc} must "
+                                                f"match the filter's in_channels {fd[3]}")
+        oc = constant_value_as_shape(sizes)
+        if oc.ndims == 4 and oc.values[ch] is not None and fd[2] is not None and (
+                oc.values[ch] != fd[2]):
+            raise errors.ShapeError(None, None, f"conv2d_transpose: output_shape channels "
+                                                f"{oc.values[ch]} must match the filter's "
+                                                f"output_channels {fd[2]}")
+        attrs = _conv_backprop_attrs("conv2d_transpose", strides, padding, True, fmt,
+                                     1 if dilations is None else dilations)
+        return make("Conv2DBackpropInput", [sizes, f, x], attrs, name=scope)
+
+
+class _PoolAttrs(OpDef):
+    """Pooling ops and their gradients: attrs ksize, strides, padding, data_format."""
 
     kind = OPAQUE
-    dtypes: tuple = F
 
     def config(self, op: Any) -> tuple:
         fmt = _check_format(op.get_attr("data_format"))
@@ -963,37 +1385,117 @@ class _Pool(OpDef):
         padding, _, _ = _check_padding(op, fmt, allow_explicit=False)
         return fmt, ksize, strides, padding
 
+    def pooled_shape(self, op: Any, x: TensorShape) -> TensorShape:
+        """The static output shape of pooling an input of static shape ``x``."""
+        fmt, (kh, kw), (sh, sw), padding = self.config(op)
+        dims = x.values or (None,) * 4
+        h, w, c = _spatial_axes(fmt)
+        oh = _static_out(dims[h], kh, sh, 1, padding, (0, 0), "pooling")
+        ow = _static_out(dims[w], kw, sw, 1, padding, (0, 0), "pooling")
+        return _shape_in(fmt, dims[0], oh, ow, dims[c])
+
+    def geometry(self, op: Any, x_shape: tuple) -> tuple:
+        """Run-time ``(k, s, pads, out)`` for an NHWC input of shape ``x_shape``."""
+        fmt, (kh, kw), (sh, sw), padding = self.config(op)
+        oh, pt, pb = _run_out(x_shape[1], kh, sh, 1, padding, (0, 0))
+        ow, pl, pr = _run_out(x_shape[2], kw, sw, 1, padding, (0, 0))
+        return (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (oh, ow)
+
+    def check_grad_shape(self, op: Any, x: TensorShape, g: TensorShape, what: str) -> None:
+        out = self.pooled_shape(op, x)
+        if not out.is_compatible_with(g):
+            raise shape_error(f"{what} of shape {g} does not match the pooled shape {out} of "
+                              f"an input of shape {x}")
+
+
+class _Pool(_PoolAttrs):
+    """Pools windows of attr ``ksize`` moving by ``strides`` over H and W."""
+
+    dtypes: tuple = F
+
     def infer(self, op):
         x = op.inputs[0]
         rules.check_dtype(x, self.dtypes, "input")
         rules.require_rank(x, 4, "input")
-        fmt, (kh, kw), (sh, sw), padding = self.config(op)
-        n, h, w, c = _static_dims(x, fmt)
-        oh = _static_out(h, kh, sh, 1, padding, (0, 0), "pooling")
-        ow = _static_out(w, kw, sw, 1, padding, (0, 0), "pooling")
-        return [(x.dtype, _shape_in(fmt, n, oh, ow, c))]
+        return [(x.dtype, self.pooled_shape(op, x.shape))]
 
     def reference(self, op, inputs, ctx):
-        fmt, (kh, kw), (sh, sw), padding = self.config(op)
+        fmt = self.config(op)[0]
         x = _to_nhwc(inputs[0], fmt)
         n, h, w, c = x.shape
-        oh, pt, pb = _run_out(h, kh, sh, 1, padding, (0, 0))
-        ow, pl, pr = _run_out(w, kw, sw, 1, padding, (0, 0))
+        k, s, pads, (oh, ow) = self.geometry(op, x.shape)
         if oh == 0 or ow == 0 or n == 0 or c == 0:
             out = np.zeros((n, oh, ow, c), x.dtype)
         else:
-            out = self.pool(x, (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (oh, ow))
+            out = self.pool(x, k, s, pads, (oh, ow))
         return _from_nhwc(out.astype(x.dtype, copy=False), fmt)
 
     def pool(self, x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple) -> np.ndarray:
         raise NotImplementedError
 
 
+def _pool_attrs(op: Any) -> dict[str, Any]:
+    return {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "data_format")}
+
+
+def _scatter_taps(per_tap: Any, shape: tuple, k: tuple, s: tuple, pads: tuple, out: tuple,
+                  dtype: Any) -> np.ndarray:
+    """Sums window contributions back onto an NHWC input of ``shape``.
+
+    ``per_tap(i, j)`` gives the ``[N, oh, ow, C]`` contribution of window tap
+    ``(i, j)``; one vectorised slice-add per tap, then the padding is cut off.
+    """
+    n, h, w, c = shape
+    (pt, pb), (pl, pr) = pads
+    (oh, ow), (sh, sw) = out, s
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype)
+    if oh and ow and n and c:
+        for i in range(k[0]):
+            for j in range(k[1]):
+                dxp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw] += per_tap(i, j)
+    return dxp[:, pt:pt + h, pl:pl + w]
+
+
+def _max_pool_argmax(x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple) -> np.ndarray:
+    """For each output of MaxPool of NHWC ``x``: the index ``i * kw + j`` of its window's max.
+
+    TF's CPU rule (``SpatialMaxPoolWithArgMaxHelper``): the window's in-bounds
+    elements are scanned row by row and an element replaces the current best
+    only if strictly greater, so ties go to the first in that order and
+    padding never wins.
+    """
+    (kh, kw), (sh, sw), (oh, ow) = k, s, out
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=low)
+    inside = np.pad(np.ones(x.shape[1:3], bool), pads)[None, :, :, None]
+    win = _windows(xp, kh, kw, sh, sw, 1, 1, oh, ow)  # [N, oh, ow, C, kh, kw]
+    valid = _windows(inside, kh, kw, sh, sw, 1, 1, oh, ow)
+    best = win[..., 0, 0]
+    arg = np.zeros(best.shape, np.intp)
+    found = np.broadcast_to(valid[..., 0, 0], best.shape)
+    for t in range(1, kh * kw):
+        i, j = divmod(t, kw)
+        cand, ok = win[..., i, j], valid[..., i, j]
+        take = ok & (~found | (best < cand))
+        best = np.where(take, cand, best)
+        arg = np.where(take, t, arg)
+        found = found | ok
+    return arg
+
+
 @register
 class MaxPool(_Pool):
-    """Max over each window; padding never wins (it is the dtype's lowest value)."""
+    """Max over each window; padding never wins (it is the dtype's lowest value).
+
+    Gradient (TF1's ``_MaxPoolGrad``): ``MaxPoolGrad``, which routes each
+    output's gradient to its window's maximum (the first one on ties).
+    """
 
     dtypes = NUM
+
+    @staticmethod
+    def grad(op, dy):
+        return [make("MaxPoolGrad", [op.inputs[0], op.outputs[0], dy], _pool_attrs(op))]
 
     def pool(self, x, k, s, pads, out):
         low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
@@ -1001,17 +1503,173 @@ class MaxPool(_Pool):
         return _windows(xp, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).max(axis=(-2, -1))
 
 
+class _MaxPoolGradOp(_PoolAttrs):
+    """Inputs ``(orig_input, orig_output, grad)``; the window maxima come from orig_input."""
+
+    def check(self, op: Any) -> tuple[Any, TensorShape, TensorShape]:
+        x, y, g = op.inputs
+        rules.check_dtype(x, NUM, "orig_input")
+        d = rules.same_dtype(x, y, g)
+        for t, what in ((x, "orig_input"), (y, "orig_output"), (g, "grad")):
+            rules.require_rank(t, 4, what)
+        pooled = self.pooled_shape(op, x.shape)
+        if not pooled.is_compatible_with(y.shape):
+            raise shape_error(f"orig_output of shape {y.shape} does not match the pooled shape "
+                              f"{pooled} of orig_input of shape {x.shape}")
+        return d, x.shape, pooled.merge_with(y.shape)
+
+    def run(self, op: Any, inputs: list) -> tuple:
+        fmt = self.config(op)[0]
+        x, _, g = (_to_nhwc(t, fmt) for t in inputs)
+        k, s, pads, out = self.geometry(op, x.shape)
+        return fmt, x, g, k, s, pads, out
+
+
+@register
+class MaxPoolGrad(_MaxPoolGradOp):
+    """The gradient of MaxPool: ``grad`` (pooled shape) routed to each window's maximum.
+
+    Each output's gradient goes to the first maximum of its window in TF's
+    scan order (row by row, in-bounds elements only); gradients of
+    overlapping windows add up. orig_output is not read (as TF's CPU kernel).
+    Gradient (TF1's ``_MaxPoolGradGrad``): zeros for orig_input and
+    orig_output, ``MaxPoolGradGrad`` for grad.
+    """
+
+    @staticmethod
+    def grad(op, g):
+        x, y, _ = op.inputs
+        return [array_ops.zeros_like(x), array_ops.zeros_like(y),
+                make("MaxPoolGradGrad", [x, y, g], _pool_attrs(op))]
+
+    def infer(self, op):
+        d, x, pooled = self.check(op)
+        g = op.inputs[2].shape
+        if not pooled.is_compatible_with(g):
+            raise shape_error(f"grad of shape {g} must have the pooled shape {pooled}")
+        return [(d, x)]
+
+    def reference(self, op, inputs, ctx):
+        fmt, x, g, k, s, pads, out = self.run(op, inputs)
+        n, h, w, c = x.shape
+        if g.shape != (n, out[0], out[1], c):
+            raise _invalid(f"MaxPoolGrad: grad has shape {list(g.shape)}, expected "
+                           f"{[n, out[0], out[1], c]} (NHWC)")
+        if not (out[0] and out[1] and n and c):
+            return _from_nhwc(np.zeros(x.shape, g.dtype), fmt)
+        arg = _max_pool_argmax(x, k, s, pads, out)
+        zero = np.zeros((), g.dtype)
+        dx = _scatter_taps(lambda i, j: np.where(arg == i * k[1] + j, g, zero), x.shape, k, s,
+                           pads, out, g.dtype)
+        return _from_nhwc(dx, fmt)
+
+
+@register
+class MaxPoolGradGrad(_MaxPoolGradOp):
+    """The gradient of MaxPoolGrad for its ``grad``: picks ``grad`` (input-shaped) at each
+    window's maximum, so the output has the pooled shape. Gradient (TF1's
+    ``_MaxPoolGradGradGrad``): zeros for orig_input and orig_output, ``MaxPoolGrad`` for grad.
+    """
+
+    @staticmethod
+    def grad(op, g):
+        x, y, _ = op.inputs
+        return [array_ops.zeros_like(x), array_ops.zeros_like(y),
+                make("MaxPoolGrad", [x, y, g], _pool_attrs(op))]
+
+    def infer(self, op):
+        d, x, pooled = self.check(op)
+        g = op.inputs[2].shape
+        if not x.is_compatible_with(g):
+            raise shape_error(f"grad of shape {g} must have orig_input's shape {x}")
+        return [(d, pooled)]
+
+    def reference(self, op, inputs, ctx):
+        fmt, x, g, k, s, pads, out = self.run(op, inputs)
+        n, h, w, c = x.shape
+        if g.shape != x.shape:
+            raise _invalid(f"MaxPoolGradGrad: grad has shape {list(g.shape)}, expected "
+                           f"orig_input's {list(x.shape)}")
+        if not (out[0] and out[1] and n and c):
+            return _from_nhwc(np.zeros((n, out[0], out[1], c), g.dtype), fmt)
+        arg = _max_pool_argmax(x, k, s, pads, out)
+        gp = np.pad(g, ((0, 0), pads[0], pads[1], (0, 0)))
+        win = _windows(gp, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1])
+        picked = np.take_along_axis(win.reshape(win.shape[:4] + (-1,)), arg[..., None], -1)
+        return _from_nhwc(picked[..., 0], fmt)
+
+
+def _avg_pool_counts(shape: tuple, k: tuple, s: tuple, pads: tuple, out: tuple,
+                     dtype: Any) -> np.ndarray:
+    """``[1, oh, ow, 1]``: how many in-bounds elements each AvgPool window averages."""
+    mask = np.pad(np.ones(shape[1:3], dtype), pads)[None, :, :, None]
+    return _windows(mask, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).sum(axis=(-2, -1))
+
+
 @register
 class AvgPool(_Pool):
-    """Mean over each window's valid (non-padding) elements, as TF."""
+    """Mean over each window's valid (non-padding) elements, as TF.
+
+    Gradient (TF1's ``_AvgPoolGrad``): ``AvgPoolGrad`` of the input's shape.
+    """
+
+    @staticmethod
+    def grad(op, dy):
+        return [make("AvgPoolGrad", [_shape_tensor(op.inputs[0]), dy], _pool_attrs(op))]
 
     def pool(self, x, k, s, pads, out):
         acc = _acc_dtype(x)
         xp = np.pad(x.astype(acc, copy=False), ((0, 0), pads[0], pads[1], (0, 0)))
         total = _windows(xp, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).sum(axis=(-2, -1))
-        mask = np.pad(np.ones(x.shape[1:3], acc), pads)[None, :, :, None]
-        count = _windows(mask, k[0], k[1], s[0], s[1], 1, 1, out[0], out[1]).sum(axis=(-2, -1))
-        return total / count
+        return total / _avg_pool_counts(x.shape, k, s, pads, out, acc)
+
+
+@register
+class AvgPoolGrad(_PoolAttrs):
+    """The gradient of AvgPool: inputs ``(orig_input_shape, grad)``.
+
+    Each output's gradient is spread evenly over its window's in-bounds
+    elements (divided by the same count the forward pass divided by).
+    Gradient (TF1's ``_AvgPoolGradGrad``): ``AvgPool`` of the incoming gradient.
+    """
+
+    @staticmethod
+    def grad(op, g):
+        return [None, make("AvgPool", [g], _pool_attrs(op))]
+
+    def infer(self, op):
+        sizes, g = op.inputs
+        rules.check_dtype(sizes, (_dt.int32, _dt.int64), "orig_input_shape")
+        rules.check_dtype(g, F, "grad")
+        rules.require_rank(g, 4, "grad")
+        x = constant_value_as_shape(sizes)
+        if x.ndims not in (None, 4):
+            raise shape_error(f"orig_input_shape must have 4 elements, got shape {x}")
+        fmt = self.config(op)[0]
+        n, _, _, c = _static_dims(g, fmt)
+        known = _shape_in(fmt, n, None, None, c)
+        x = known if x.ndims is None else x
+        if not x.is_compatible_with(known):
+            raise shape_error(f"orig_input_shape {x} does not match grad of shape {g.shape}")
+        x = x.merge_with(known)
+        self.check_grad_shape(op, x, g.shape, "grad")
+        return [(g.dtype, x)]
+
+    def reference(self, op, inputs, ctx):
+        sizes, g = inputs
+        fmt = self.config(op)[0]
+        shape = _sizes_nhwc(sizes, "orig_input_shape", fmt)
+        g = _to_nhwc(g, fmt)
+        k, s, pads, out = self.geometry(op, shape)
+        if g.shape != (shape[0], out[0], out[1], shape[3]):
+            raise _invalid(f"AvgPoolGrad: grad has shape {list(g.shape)}, expected "
+                           f"{[shape[0], out[0], out[1], shape[3]]} (NHWC)")
+        acc = _acc_dtype(g)
+        if not g.size:
+            return _from_nhwc(np.zeros(shape, g.dtype), fmt)
+        share = g.astype(acc, copy=False) / _avg_pool_counts(shape, k, s, pads, out, acc)
+        dx = _scatter_taps(lambda i, j: share, shape, k, s, pads, out, acc)
+        return _from_nhwc(dx.astype(g.dtype), fmt)
 
 
 def _pool_fn(op_type: str, what: str, value: Any, ksize: Any, strides: Any, padding: Any,
@@ -1266,10 +1924,65 @@ def _like(v: Any, t: Tensor) -> Tensor:
     return to_tensor(v, dtype=None if is_tensor_like(v) else t.dtype)
 
 
+# --- gradient helpers (used by the registrations above) ----------------------------------
+def _is_zeros(t: Tensor) -> bool:
+    """True for the zeros autodiff passes for an output nobody differentiated.
+
+    TF's ``_is_zeros_tensor``: a rule may then skip terms that would be zero
+    (and keep the graph free of them).
+    """
+    op = t.op
+    if op.type == "Const":
+        v = constant_value(t)
+        return v is not None and not np.any(v)
+    if op.type == "Fill":
+        v = constant_value(op.inputs[1])
+        return v is not None and not np.any(v)
+    return False
+
+
+def _broadcast_mul(vec: Tensor, mat: Tensor) -> Tensor:
+    """TF1's ``_BroadcastMul``: ``vec[..., None] * mat``."""
+    if vec.shape.ndims is None:
+        col = array_ops.reshape(vec, array_ops.concat([array_ops.shape(vec), [1]], 0))
+    else:
+        col = array_ops.expand_dims(vec, -1)
+    return math_ops.multiply(col, mat)
+
+
+def _sum_keepdims(t: Tensor, axis: int) -> Tensor:
+    """``reduce_sum(t, axis, keepdims=True)``, also for a negative axis of unknown rank.
+
+    Sum needs its axes when the graph is built; for a tensor of unknown rank
+    the last axis is summed as the columns of a ``[-1, C]`` reshape instead.
+    """
+    if axis >= 0 or t.shape.ndims is not None:
+        return math_ops.reduce_sum(t, axis, keepdims=True)
+    if axis != -1:
+        raise errors.ShapeError(None, None, f"the gradient of a softmax over axis {axis} "
+                                            "needs an input of known rank")
+    s = array_ops.shape(t)
+    flat = array_ops.reshape(t, array_ops.stack([-1, s[-1]]))
+    return array_ops.reshape(math_ops.reduce_sum(flat, 1, keepdims=True),
+                             array_ops.concat([s[:-1], [1]], 0))
+
+
+def _softmax_jvp(v: Tensor, logits: Tensor) -> Tensor:
+    """The softmax Jacobian (symmetric) applied to ``v`` along the last dim.
+
+    ``(v - sum(v * s)) * s`` with ``s = softmax(logits)``: the derivative of the
+    cross entropies' backprop output ``softmax - labels`` (TF's second-order
+    term, written with reduce_sum where TF uses a batched matmul).
+    """
+    s = softmax(logits)
+    return math_ops.multiply(math_ops.subtract(v, _sum_keepdims(math_ops.multiply(v, s), -1)), s)
+
+
 __all__ = [
     "relu", "relu6", "elu", "selu", "softplus", "softsign", "leaky_relu", "gelu",
     "softmax", "log_softmax", "bias_add", "l2_loss",
     "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits",
-    "conv2d", "max_pool", "avg_pool", "dropout", "moments", "batch_normalization",
+    "conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_transpose",
+    "max_pool", "avg_pool", "dropout", "moments", "batch_normalization",
 ]
