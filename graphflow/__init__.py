@@ -4,7 +4,7 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
-from graphflow import compat, initializers, layers, losses, math, nn, test, viz  # noqa: E402,I001
+from graphflow import compat, initializers, layers, losses, math, nn, test, train, viz  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
@@ -56,6 +56,7 @@ from graphflow.ops.array_ops import (
 )
 from graphflow.autodiff import gradients
 from graphflow.ops.broadcast_ops import broadcast_to
+from graphflow.ops.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from graphflow.ops.constant_op import constant, placeholder, placeholder_with_default
 from graphflow.ops.control_flow_ops import group, no_op, tuple  # noqa: A004
 from graphflow.ops.indexing_ops import *  # noqa: F401,F403

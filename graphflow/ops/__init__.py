@@ -16,6 +16,7 @@ from graphflow.ops import (  # noqa: F401  (imported for their registrations)
     random_ops,
     segment_ops,
     state_ops,
+    training_ops,
 )
 from graphflow.ops import operators as _operators
 

@@ -194,6 +194,9 @@ class Variable:
       ValueError: if ``initial_value`` is None.
     """
 
+    # Make NumPy defer to our reflected operators (np_array * variable), as Tensor does.
+    __array_priority__ = 100
+
     def __init__(self, initial_value: Any = None, trainable: bool = True,
                  collections: Any = None, validate_shape: bool = True,
                  caching_device: Any = None, name: str | None = None,
