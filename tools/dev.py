@@ -4,7 +4,7 @@
 Usage (from any directory; uses only the standard library)::
 
     python3 tools/dev.py test [pytest args...]   run the test suite (2 xdist workers by default)
-    python3 tools/dev.py example [name [args...]] run examples/<name>.py (default: quickstart)
+    python3 tools/dev.py example [name [args...]] run examples/<name>.py (default: mlp)
     python3 tools/dev.py lint [ruff args...]      run ruff over the code
 
 Each command first makes sure the virtual environment ``.venv`` in the repository root exists
@@ -199,8 +199,8 @@ def available_examples() -> list[str]:
 
 
 def cmd_example(args: Sequence[str]) -> int:
-    """Run ``examples/<name>.py`` (default: quickstart) with the virtual environment's Python."""
-    name = args[0] if args else "quickstart"
+    """Run ``examples/<name>.py`` (default: mlp) with the virtual environment's Python."""
+    name = args[0] if args else "mlp"
     name = name.removesuffix(".py").removeprefix("examples/")
     script = ROOT / "examples" / f"{name}.py"
     if not script.is_file():
@@ -211,7 +211,10 @@ def cmd_example(args: Sequence[str]) -> int:
     if code != 0:
         return code
     step(f"running example {script.relative_to(ROOT)}")
-    return run([VENV_PYTHON, script, *args[1:]], cwd=Path.cwd())
+    env = dict(os.environ)
+    # The examples' matrices are small: extra BLAS threads only contend for the cores.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return run([VENV_PYTHON, script, *args[1:]], cwd=Path.cwd(), env=env)
 
 
 def cmd_lint(args: Sequence[str]) -> int:
