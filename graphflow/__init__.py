@@ -167,6 +167,17 @@ from graphflow.runtime.config import (
     RunOptions,
 )
 from graphflow.runtime.session import InteractiveSession, Session, get_default_session
+from graphflow import graph_util, io  # noqa: E402,I001  (graph files, checkpoints)
+from graphflow.io import (
+    AttrValue,
+    GraphDef,
+    MetaGraphDef,
+    NodeDef,
+    TensorProto,
+    import_graph_def,
+    make_ndarray,
+    make_tensor_proto,
+)
 
 sub = subtract
 mul = multiply

@@ -562,6 +562,24 @@ class Graph:
     def is_feedable(self, tensor: Tensor) -> bool:
         return True
 
+    def as_graph_def(self, from_version: int | None = None, add_shapes: bool = False) -> Any:
+        """A serializable GraphDef of this graph (TF1's ``Graph.as_graph_def``).
+
+        Args:
+          from_version: not supported; must be None.
+          add_shapes: if True, record each op's static output shapes (attr
+            ``_output_shapes``); importing restores them.
+
+        Returns:
+          A ``gf.GraphDef`` with one NodeDef per op, in creation order.
+
+        Raises:
+          errors.InvalidArgumentError: if an op attr holds a value no file can store.
+        """
+        from graphflow.io.graph_io import graph_to_graph_def
+
+        return graph_to_graph_def(self, from_version=from_version, add_shapes=add_shapes)
+
     def __repr__(self) -> str:
         return f"<gf.Graph with {len(self._ops)} ops at {id(self):#x}>"
 

@@ -5,6 +5,21 @@ the train op; run it in a Session. Update ops are single registered ops
 (``ApplyAdam`` ...) that write the variable and its slots.
 """
 
+from graphflow.io import (
+    CheckpointReader,
+    Saver,
+    checkpoint_exists,
+    export_meta_graph,
+    get_checkpoint_state,
+    import_meta_graph,
+    latest_checkpoint,
+    list_variables,
+    load_checkpoint,
+    load_variable,
+    remove_checkpoint,
+    update_checkpoint_state,
+    write_graph,
+)
 from graphflow.train.adagrad import AdagradOptimizer
 from graphflow.train.adam import AdamOptimizer
 from graphflow.train.gradient_descent import GradientDescentOptimizer
@@ -27,7 +42,23 @@ from graphflow.train.training_util import (
     global_step,
 )
 
+NewCheckpointReader = CheckpointReader
+
 __all__ = [
+    "CheckpointReader",
+    "NewCheckpointReader",
+    "Saver",
+    "checkpoint_exists",
+    "export_meta_graph",
+    "get_checkpoint_state",
+    "import_meta_graph",
+    "latest_checkpoint",
+    "list_variables",
+    "load_checkpoint",
+    "load_variable",
+    "remove_checkpoint",
+    "update_checkpoint_state",
+    "write_graph",
     "AdagradOptimizer",
     "AdamOptimizer",
     "GradientDescentOptimizer",
