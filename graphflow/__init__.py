@@ -73,6 +73,8 @@ from graphflow.ops.math_ops import (
     ceil,
     clip_by_value,
     cos,
+    cumprod,
+    cumsum,
     div,
     div_no_nan,
     divide,

@@ -8,6 +8,8 @@ from graphflow.ops.math_ops import (
     argmin,
     ceil,
     cos,
+    cumprod,
+    cumsum,
     divide,
     equal,
     erf,

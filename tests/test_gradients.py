@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import graphflow as gf
+from graphflow.framework.op_def import OpDef, register
 
 check = gf.test.check_gradients
 
@@ -224,11 +225,58 @@ def test_grad_ys_and_variables():
         gf.gradients(y, [w], grad_ys=[gf.constant([1.0, 2.0, 3.0])])
 
 
+@register
+class _TestNoGradient(OpDef):
+    """An op with no gradient rule, to test the engine's error."""
+
+    type = "TestNoGradient"
+
+    def infer(self, op):
+        return [(op.inputs[0].dtype, op.inputs[0].shape)]
+
+    def reference(self, op, inputs, ctx):
+        return inputs[0]
+
+
 def test_missing_rule_raises_lookup_error_naming_the_op():
     x = gf.constant([1.0, 2.0])
-    y = gf.reduce_prod(x)
-    with pytest.raises(LookupError, match="Prod"):
-        gf.gradients(y, [x])
+    y = gf.get_default_graph().create_op("TestNoGradient", [x], name="nograd").outputs[0]
+    with pytest.raises(LookupError, match="nograd.*TestNoGradient"):
+        gf.gradients(y * 2.0, [x])
+
+
+@settings(max_examples=10)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3),
+       seed=st.integers(0, 2**16), keepdims=st.booleans(), data=st.data())
+def test_reduce_prod_gradient_handles_zeros(shape, seed, keepdims, data):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 1.5, shape) * rng.choice([0.0, 1.0, 1.0], shape)
+    axis = data.draw(st.one_of(st.none(), st.lists(st.integers(0, len(shape) - 1), min_size=1,
+                                                   max_size=len(shape), unique=True)))
+    check(lambda t: gf.reduce_prod(t, axis=axis, keepdims=keepdims), [x])
+
+
+def test_reduce_prod_gradient_with_unknown_dims():
+    xv = np.array([[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]])
+    x = gf.placeholder(gf.float64, [None, None])
+    (g,) = gf.gradients(gf.reduce_prod(x, axis=1), [x])
+    np.testing.assert_allclose(run(g, {x: xv}), [[0, 0, 2], [20, 15, 12]])
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum_cumprod_values_and_gradients(exclusive, reverse):
+    xv = np.random.default_rng(0).uniform(0.5, 2, (3, 4))
+    ref_in = np.flip(xv, 1) if reverse else xv
+    for fn, npfn, ident in ((gf.cumsum, np.cumsum, 0.0), (gf.cumprod, np.cumprod, 1.0)):
+        want = npfn(ref_in, axis=1)
+        if exclusive:
+            want = np.concatenate([np.full((3, 1), ident), want[:, :-1]], axis=1)
+        if reverse:
+            want = np.flip(want, 1)
+        got = run(fn(gf.constant(xv), 1, exclusive=exclusive, reverse=reverse))
+        np.testing.assert_allclose(got, want)
+        check(lambda t, f=fn: f(t, 1, exclusive=exclusive, reverse=reverse), [xv])
 
 
 def test_hessian_vector_product_and_second_derivative():

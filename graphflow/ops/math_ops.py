@@ -451,7 +451,8 @@ def reduction(op_type: str, fn: Callable[..., Any], dtypes: tuple = NUM,
 
 reduction("Sum", lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
           grad=lambda op, dy: [_sum_grad(op, dy)])
-reduction("Prod", lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype))
+reduction("Prod", lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype),
+          grad=lambda op, dy: [_prod_grad(op, dy)])
 reduction("Mean", _mean, grad=lambda op, dy: [_mean_grad(op, dy)])
 reduction("Max", _extreme(np.max, False), grad=lambda op, dy: [_extreme_grad(op, dy)])
 reduction("Min", _extreme(np.min, True), grad=lambda op, dy: [_extreme_grad(op, dy)])
@@ -577,6 +578,99 @@ class BatchMatMulV2(OpDef):
         if op.get_attr("adj_y"):
             b = np.swapaxes(b, -1, -2)
         return np.matmul(a, b)
+
+
+# --- cumulative sums and products ---------------------------------------------------
+def _cumulate(x: np.ndarray, axis: int, exclusive: bool, reverse: bool,
+              fn: Callable[..., Any], identity: float) -> np.ndarray:
+    if reverse:
+        x = np.flip(x, axis)
+    out = fn(x, axis=axis, dtype=x.dtype)
+    if exclusive:
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (1, 0)
+        out = np.pad(out, pad, constant_values=identity)
+        out = np.delete(out, -1, axis=axis) if out.shape[axis] else out
+    if reverse:
+        out = np.flip(out, axis)
+    return out
+
+
+class _CumulativeOp(OpDef):
+    """Running sum/product along attr ``axis``; attrs ``exclusive`` and ``reverse``."""
+
+    kind = OPAQUE
+    fn: Callable[..., Any]
+    identity: float
+
+    def infer(self, op):
+        x = op.inputs[0]
+        rules.check_dtype(x, NUM, "x")
+        return [(x.dtype, x.shape)]
+
+    def reference(self, op, inputs, ctx):
+        x = inputs[0]
+        return _cumulate(x, op.get_attr("axis"), op.get_attr("exclusive"),
+                         op.get_attr("reverse"), type(self).fn, self.identity)
+
+
+@register
+class Cumsum(_CumulativeOp):
+    fn = staticmethod(np.cumsum)
+    identity = 0
+
+    @staticmethod
+    def grad(op, dy):
+        return [cumsum(dy, op.get_attr("axis"), exclusive=op.get_attr("exclusive"),
+                       reverse=not op.get_attr("reverse"))]
+
+
+@register
+class Cumprod(_CumulativeOp):
+    fn = staticmethod(np.cumprod)
+    identity = 1
+
+    @staticmethod
+    def grad(op, dy):
+        # TF1's rule; like TF1's it is not defined where x has zeros.
+        x, y = op.inputs[0], op.outputs[0]
+        s = cumsum(dy * y, op.get_attr("axis"), exclusive=op.get_attr("exclusive"),
+                   reverse=not op.get_attr("reverse"))
+        return [s / x]
+
+
+def _cumulative(op_type: str, x: Any, axis: Any, exclusive: bool, reverse: bool,
+                name: str | None) -> Tensor:
+    with op_scope(name, op_type, [x]) as scope:
+        t = to_tensor(x, name="x")
+        a = _axes(t, axis)
+        if a is None or len(a) != 1:
+            raise errors.ShapeError(None, None, f"{op_type}: axis must be one int")
+        return make(op_type, [t], {"axis": a[0], "exclusive": bool(exclusive),
+                                   "reverse": bool(reverse)}, name=scope)
+
+
+def cumsum(x: Any, axis: Any = 0, exclusive: bool = False, reverse: bool = False,
+           name: str | None = None) -> Tensor:
+    """Cumulative sum along ``axis`` (TF1's ``tf.cumsum``).
+
+    Args:
+      x: a numeric tensor.
+      axis: the axis (a Python int).
+      exclusive: leave out the current element (the first output is 0).
+      reverse: accumulate from the end.
+      name: op name.
+
+    Returns:
+      A tensor of x's shape and dtype.
+    """
+    return _cumulative("Cumsum", x, axis, exclusive, reverse, name)
+
+
+def cumprod(x: Any, axis: Any = 0, exclusive: bool = False, reverse: bool = False,
+            name: str | None = None) -> Tensor:
+    """Cumulative product along ``axis`` (TF1's ``tf.cumprod``); arguments as :func:`cumsum`."""
+    return _cumulative("Cumprod", x, axis, exclusive, reverse, name)
 
 
 # --- public functions ---------------------------------------------------------
@@ -1234,3 +1328,40 @@ def _extreme_grad(op: Any, dy: Tensor) -> Tensor:
     hit = cast(equal(x, reshape(y, kept)), x.dtype)
     count = reduce_sum(hit, axes, keepdims=True)
     return hit / count * reshape(dy, kept)
+
+
+def _prod_grad(op: Any, dy: Tensor) -> Tensor:
+    # TF1's rule: the product of all other elements, from exclusive cumulative products
+    # from both sides, so zeros in x are handled exactly.
+    from graphflow.ops.array_ops import reshape, shape, transpose
+    from graphflow.ops.broadcast_ops import _shape_of, broadcast_to
+
+    x = op.inputs[0]
+    rank = x.shape.ndims
+    if rank is None:
+        raise errors.ShapeError(None, None, "the gradient of reduce_prod needs the input's "
+                                            "rank")
+    axes = op.get_attr("axis")
+    reduced = list(range(rank)) if axes is None else list(axes)
+    other = [i for i in range(rank) if i not in reduced]
+    perm = reduced + other
+    grad = broadcast_to(reshape(dy, _kept_shape(x, axes)), _shape_of(x))
+    if rank == 0:
+        return grad
+    xt = transpose(x, perm) if perm != list(range(rank)) else x
+    dims = x.shape.values
+    if all(d is not None for d in dims):
+        n_red = int(np.prod([dims[i] for i in reduced], dtype=np.int64))
+        flat = reshape(xt, [n_red, -1])
+    else:
+        from graphflow.ops.array_ops import stack
+
+        other_n = reduce_prod(stack([shape(x)[i] for i in other])) if other else 1
+        flat = reshape(xt, [-1, other_n])
+    both = cumprod(flat, 0, exclusive=True) * cumprod(flat, 0, exclusive=True, reverse=True)
+    back = reshape(both, shape(xt) if not x.shape.is_fully_defined() else
+                   [dims[i] for i in perm])
+    if perm != list(range(rank)):
+        inverse = [perm.index(i) for i in range(rank)]
+        back = transpose(back, inverse)
+    return grad * back
