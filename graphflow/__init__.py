@@ -6,6 +6,7 @@ placeholders, variables and ops, then evaluate it with a :class:`Session`.
 
 from graphflow import compat, initializers, layers, losses, math, nn, test, train, viz  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
+from graphflow import compiler
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
     DType,

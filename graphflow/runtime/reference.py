@@ -1,67 +1,33 @@
-"""The reference interpreter: runs ops one by one with NumPy (DESIGN principle 3).
+"""The reference backend: evaluates with NumPy, op by op (DESIGN principle 3).
 
-It is the oracle every compiled backend is tested against, so it favours
-clarity and exact NumPy semantics over speed.
+Two executables follow one evaluation rule (:func:`run_op` / :func:`eval_node`):
+
+* :class:`PlanExecutable` runs a compiled :class:`~graphflow.compiler.Plan`:
+  each step (a fusion group) is evaluated op by op with the ops' reference
+  functions, reading and writing the plan's buffers. This is what
+  ``Session(backend="reference")`` runs.
+* :class:`ReferenceExecutable` is the direct interpreter over the user's graph,
+  with no compiler in between (``Session(backend="interpreter")``): the oracle
+  compiled plans are tested against.
+
+Both favour clarity and exact NumPy semantics over speed.
 """
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 import numpy as np
 
+from graphflow.compiler.ir import Node, OpView
+from graphflow.compiler.lower import execution_order
+from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
 from graphflow.framework.graph import Operation, Tensor
 from graphflow.ops.state_ops import VarRef
 
-
-def execution_order(targets: list[Operation], fed: set[Tensor]) -> list[Operation]:
-    """Ops needed for ``targets`` in dependency order, not running producers of fed tensors.
-
-    Among ops that are ready, ops writing a variable (``ref_inputs``) run last, so a
-    read that does not depend on a write sees the value from before the run's
-    writes: fetching ``[train_op, loss]`` gives the loss before the update, as TF1.
-
-    Raises:
-      errors.InvalidArgumentError: if the needed subgraph has a cycle.
-    """
-    needed: dict[Operation, list[Operation]] = {}
-    stack = list(targets)
-    while stack:
-        op = stack.pop()
-        if op in needed:
-            continue
-        deps = list(dict.fromkeys(
-            [t.op for t in op._inputs if t not in fed] + list(op._control_inputs)))
-        needed[op] = deps
-        stack.extend(d for d in deps if d not in needed)
-    waiting = {op: len(deps) for op, deps in needed.items()}
-    users: dict[Operation, list[Operation]] = {op: [] for op in needed}
-    for op, deps in needed.items():
-        for d in deps:
-            users[d].append(op)
-    ready: list[tuple[int, int, Operation]] = []
-    for op, n in waiting.items():
-        if n == 0:
-            heapq.heappush(ready, (_is_writer(op), op._id, op))
-    order: list[Operation] = []
-    while ready:
-        _, _, op = heapq.heappop(ready)
-        order.append(op)
-        for u in users[op]:
-            waiting[u] -= 1
-            if waiting[u] == 0:
-                heapq.heappush(ready, (_is_writer(u), u._id, u))
-    if len(order) != len(needed):
-        stuck = sorted((op for op in needed if waiting[op] > 0), key=lambda o: o._id)
-        raise errors.InvalidArgumentError(
-            None, stuck[0], "Graph has a cycle through " + ", ".join(o.name for o in stuck[:5]))
-    return order
-
-
-def _is_writer(op: Operation) -> int:
-    return 1 if op._op_def.ref_inputs and op._op_def.stateful else 0
+__all__ = ["PlanExecutable", "ReferenceExecutable", "RunState", "eval_node", "execution_order",
+           "run_op"]
 
 
 class RunState:
@@ -85,7 +51,7 @@ class RunState:
 
 
 class ReferenceExecutable:
-    """Evaluates a fixed set of fetches from a fixed set of feeds, op by op."""
+    """Evaluates a fixed set of fetches from a fixed set of feeds, op by op, on the graph."""
 
     def __init__(self, fetch_tensors: list[Tensor], target_ops: list[Operation],
                  feed_tensors: list[Tensor]) -> None:
@@ -142,3 +108,127 @@ def run_op(op: Operation, values: dict[Tensor, Any], state: RunState) -> None:
                     None, op, f"{op.type} op '{op.name}' produced shape {v.shape} for "
                               f"{t.name}, whose static shape is {t.shape}")
         values[t] = v
+
+
+# --- compiled plans ---------------------------------------------------------------------
+def _user_op(node: Node) -> Any:
+    """The user's Operation a node stands for (errors name it and its source line)."""
+    return node.origin if node.origin is not None else node.ref_op()
+
+
+def eval_node(node: Node, args: list[Any], state: RunState) -> list[Any]:
+    """Evaluates one IR node on its input values; returns one value per output.
+
+    The same rule as :func:`run_op`: variable handles are read (as of now) unless
+    the input takes a reference; outputs are cast to the node's dtype and
+    checked against its static shape; errors name the user's op and line.
+    """
+    opdef = node.op_def
+    refs = opdef.ref_inputs
+    user = None
+    for i, v in enumerate(args):
+        if isinstance(v, VarRef) and i not in refs:
+            user = user or _user_op(node)
+            args[i] = v.read(user)
+    try:
+        result = opdef.reference(node.ref_op(), args, state)
+    except errors.OpError as e:
+        user = _user_op(node)
+        if e.op is not None and not isinstance(e.op, OpView):
+            raise
+        if isinstance(e.op, OpView):
+            raise type(e)(None, user, e.message) from None
+        raise type(e)(None, user, f"{user.type} op '{user.name}': {e.message}") from None
+    except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError) as e:
+        user = _user_op(node)
+        raise errors.InvalidArgumentError(
+            None, user, f"{user.type} op '{user.name}' failed: {e}") from None
+    n = len(node.dtypes)
+    if n == 0:
+        return []
+    results = [result] if n == 1 else list(result)
+    for k, v in enumerate(results):
+        if not isinstance(v, VarRef):
+            v = np.asarray(v)
+            dt = node.dtypes[k].np
+            if v.dtype != dt:
+                v = v.astype(dt)
+            if not node.shapes[k].is_compatible_with(v.shape):
+                user = _user_op(node)
+                raise errors.InternalError(
+                    None, user, f"{user.type} op '{user.name}' produced shape {v.shape} for "
+                                f"output {k}, whose static shape is {node.shapes[k]}")
+            results[k] = v
+    return results
+
+
+class _CompiledKernel:
+    """A KernelStep prepared for evaluation: where each node's arguments come from."""
+
+    __slots__ = ("nodes", "sources", "stores")
+
+    def __init__(self, step: KernelStep) -> None:
+        where = {(v[0].id, v[1]): b for v, b in zip(step.inputs, step.in_buffers)}
+        local: dict[int, int] = {n.id: k for k, n in enumerate(step.nodes)}
+        self.nodes = step.nodes
+        # Per node, per input: (True, buffer) or (False, (position in group, output)).
+        self.sources = []
+        for n in step.nodes:
+            src = []
+            for p, i in n.inputs:
+                if p.id in local:
+                    src.append((False, local[p.id], i))
+                else:
+                    src.append((True, where[(p.id, i)], 0))
+            self.sources.append(src)
+        self.stores = [(local[v[0].id], v[1], b) for v, b in zip(step.outputs, step.out_buffers)]
+
+    def run(self, env: list[Any], state: RunState) -> None:
+        results: list[list[Any]] = []
+        for node, src in zip(self.nodes, self.sources):
+            args = [env[a] if from_env else results[a][b] for from_env, a, b in src]
+            results.append(eval_node(node, args, state))
+        for k, i, b in self.stores:
+            env[b] = results[k][i]
+
+
+class PlanExecutable:
+    """Runs a compiled Plan with NumPy: each step's nodes evaluated in order.
+
+    Args:
+      plan: from :func:`graphflow.compiler.build_plan`.
+
+    Raises:
+      errors.UnimplementedError: if the plan has a step this backend cannot run.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._template: list[Any] = [None] * len(plan.buffers)
+        for b, value in plan.constants:
+            self._template[b] = value
+        self._kernels = []
+        for s in plan.steps:
+            if not isinstance(s, KernelStep):
+                raise errors.UnimplementedError(
+                    None, None, f"The reference backend cannot run a {type(s).__name__} yet")
+            self._kernels.append(_CompiledKernel(s))
+
+    def run(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
+        """Runs the plan; returns one value per fetched tensor (variables read at the end)."""
+        plan = self.plan
+        env = list(self._template)
+        for t, b in plan.inputs:
+            env[b] = feeds[t]
+        for b, node in plan.variables:
+            env[b] = VarRef(state.variables, node.ref_op())
+        with np.errstate(all="ignore"):
+            for k in self._kernels:
+                k.run(env, state)
+        out = []
+        for (node, _), b in zip(plan.program.outputs, plan.outputs):
+            v = env[b]
+            if isinstance(v, VarRef):
+                v = v.read(_user_op(node))
+            out.append(v)
+        return out

@@ -8,13 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from graphflow import compiler
 from graphflow.framework import errors
 from graphflow.framework.graph import Graph, Tensor, get_default_graph
 from graphflow.ops.constant_op import to_numpy
 from graphflow.runtime.fetches import flatten_fetches, split_targets
-from graphflow.runtime.reference import ReferenceExecutable, RunState
+from graphflow.runtime.reference import PlanExecutable, ReferenceExecutable, RunState
 
-BACKENDS = ("reference",)
+# "reference": compile to a Plan, evaluate it with NumPy. "interpreter": evaluate the
+# graph op by op with no compiler in between (the oracle compiled plans are tested against).
+BACKENDS = ("reference", "interpreter")
+_MAX_CACHED_PLANS = 256
 
 _default_sessions = threading.local()
 
@@ -46,19 +50,29 @@ def _session_for(session: Session | None, graph: Graph) -> Session:
 class Session:
     """Runs operations of a graph (TF1's ``tf.Session``).
 
+    Each distinct (fetches, fed tensors, graph version) is compiled once into a
+    :class:`graphflow.compiler.Plan` (see ``gf.compiler``), cached, and run.
+
     Args:
       target: accepted for TF1 compatibility; must be empty.
       graph: the graph to run (default: the default graph).
-      config: accepted for TF1 compatibility (``gf.ConfigProto``).
-      backend: ``"reference"`` evaluates op by op with NumPy.
+      config: a ``gf.ConfigProto``; its ``graph_options.optimizer_options``
+        switch constant folding and common-subexpression elimination.
+      backend: ``"reference"`` runs the compiled plan with NumPy, op by op
+        within each fusion group; ``"interpreter"`` runs the graph op by op
+        without compiling (the oracle).
       device: where compiled backends run; unused by the reference backend.
+      optimizer_options: compiler passes to switch, e.g.
+        ``{"constant_folding": False}`` or ``{"default": False}`` (all optional
+        passes off); see :class:`graphflow.compiler.CompilerOptions`.
 
     Raises:
-      ValueError: for an unknown backend.
+      ValueError: for an unknown backend or optimizer option.
     """
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 backend: str = "reference", device: str | None = None) -> None:
+                 backend: str = "reference", device: str | None = None,
+                 optimizer_options: Any = None) -> None:
         if target:
             raise ValueError(f"graphflow runs in-process; target must be empty, got {target!r}")
         if backend not in BACKENDS:
@@ -67,10 +81,11 @@ class Session:
         self._config = config
         self._backend = backend
         self._device = device
+        self._compiler_options = compiler.CompilerOptions.make(config, optimizer_options)
         self._state = RunState()
         self._closed = False
         self._lock = threading.RLock()
-        self._cache: dict[Any, ReferenceExecutable] = {}
+        self._cache: dict[Any, Any] = {}
         self._default_ctx: list[Any] = []
 
     # --- properties & lifecycle -----------------------------------------
@@ -81,6 +96,11 @@ class Session:
     @property
     def backend(self) -> str:
         return self._backend
+
+    @property
+    def compiler_options(self) -> compiler.CompilerOptions:
+        """The compiler options this session's plans are built with."""
+        return self._compiler_options
 
     @property
     def sess_str(self) -> str:
@@ -153,8 +173,8 @@ class Session:
         with self._lock:
             exe = self._cache.get(key)
             if exe is None:
-                exe = ReferenceExecutable(tensors, targets, list(feeds))
-                if len(self._cache) > 256:
+                exe = self._compile(tensors, targets, list(feeds))
+                if len(self._cache) > _MAX_CACHED_PLANS:
                     self._cache.clear()
                 self._cache[key] = exe
             values = exe.run(feeds, self._state)
@@ -163,6 +183,12 @@ class Session:
             by_el[id(t)] = _to_result(v)
         flat = [by_el.get(id(e)) for e in elements]
         return rebuild(flat)
+
+    def _compile(self, tensors: list[Tensor], targets: list[Any], feeds: list[Tensor]) -> Any:
+        if self._backend == "interpreter":
+            return ReferenceExecutable(tensors, targets, feeds)
+        plan = compiler.build_plan(tensors, targets, feeds, self._compiler_options, self._graph)
+        return PlanExecutable(plan)
 
     def _convert_feeds(self, feed_dict: dict | None) -> dict[Tensor, np.ndarray]:
         out: dict[Tensor, np.ndarray] = {}
@@ -226,8 +252,9 @@ class InteractiveSession(Session):
     """A Session that makes itself the default on creation (TF1's ``tf.InteractiveSession``)."""
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 backend: str = "reference", device: str | None = None) -> None:
-        super().__init__(target, graph, config, backend, device)
+                 backend: str = "reference", device: str | None = None,
+                 optimizer_options: Any = None) -> None:
+        super().__init__(target, graph, config, backend, device, optimizer_options)
         self._ctx = self.as_default()
         self._ctx.__enter__()
 

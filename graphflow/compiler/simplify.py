@@ -1,0 +1,232 @@
+"""Algebraic simplification that is exact in IEEE arithmetic.
+
+Every rule here leaves every result bit-identical, NaN, infinities and the
+sign of zero included; rules that are only "mathematically" true stay out:
+
+* ``x * 1``, ``1 * x``, ``x / 1`` -> ``x``: exact for every x.
+* ``x + (-0.0)``, ``(-0.0) + x``, ``x - (+0.0)`` -> ``x``: exact. ``x + 0.0`` is
+  *not* (``-0.0 + 0.0 = +0.0``), so it stays; for integers any zero goes.
+* ``x + (-y)`` -> ``x - y`` and ``x - (-y)`` -> ``x + y``: IEEE defines
+  subtraction as adding the negation.
+* ``-(-x)`` -> ``x``; ``transpose(transpose(x, p), q)`` -> one transpose (none
+  if the permutations cancel); ``reshape(reshape(x, a), b)`` -> ``reshape(x, b)``;
+  a reshape or transpose that changes nothing -> ``x``.
+* ``cast(cast(x, A), B)`` -> ``cast(x, B)`` when every value of x's dtype is
+  exactly representable in A (the second cast then sees the same number);
+  ``cast(x, dtype of x)`` -> ``x``.
+* ``identity(x)``, ``stop_gradient(x)`` -> ``x`` (forward values are equal),
+  except an identity of a variable: that is a *read*, and consumers would
+  otherwise read later, possibly after a write.
+
+A constant operand must never broadcast ``x`` to a larger shape: its every
+dimension must be 1 and its rank at most x's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphflow.compiler.fold import const_value
+from graphflow.compiler.ir import Node, Value
+from graphflow.compiler.options import CompilerOptions
+from graphflow.compiler.pass_manager import Pass
+from graphflow.compiler.rewrite import Rewriter, run_rules
+from graphflow.framework import dtypes as _dt
+
+
+def is_const_filled(v: Value, value: float, negative_zero: bool | None = None) -> bool:
+    """True if ``v`` is a constant whose every element equals ``value``.
+
+    Args:
+      negative_zero: for float zero, require the sign bit set (True) or clear
+        (False); None accepts either.
+    """
+    arr = const_value(v)
+    if arr is None or arr.size == 0 or v[0].control_inputs:
+        return False  # (a folded shape's control input keeps its producer running)
+    if not np.all(arr == value):
+        return False
+    if negative_zero is not None and arr.dtype.kind == "f":
+        return bool(np.all(np.signbit(arr) == negative_zero))
+    return True
+
+
+def keeps_shape(x: Value, c: Value) -> bool:
+    """True if broadcasting ``x`` with constant ``c`` always gives x's shape."""
+    cs = c[0].shapes[c[1]]
+    xs = x[0].shapes[x[1]]
+    if cs.ndims is None or xs.ndims is None or cs.ndims > xs.ndims:
+        return False
+    return all(d == 1 for d in cs.values)
+
+
+def _binary_identity(n: Node, op: str, value: float, neg_zero: bool | None,
+                     right_only: bool) -> Value | None:
+    if n.type != op:
+        return None
+    a, b = n.inputs
+    if is_const_filled(b, value, neg_zero) and keeps_shape(a, b):
+        return a
+    if not right_only and is_const_filled(a, value, neg_zero) and keeps_shape(b, a):
+        return b
+    return None
+
+
+def mul_one(rw: Rewriter, n: Node) -> list[Value] | None:
+    r = _binary_identity(n, "Mul", 1, None, right_only=False)
+    return [r] if r is not None else None
+
+
+def div_one(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type == "RealDiv" or (n.type == "Div" and n.dtypes[0].is_floating):
+        a, b = n.inputs
+        if is_const_filled(b, 1) and keeps_shape(a, b):
+            return [a]
+    if n.type in ("Div", "FloorDiv", "TruncateDiv") and n.dtypes[0].is_integer:
+        a, b = n.inputs
+        if is_const_filled(b, 1) and keeps_shape(a, b):
+            return [a]
+    return None
+
+
+def add_zero(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type not in ("Add", "Sub"):
+        return None
+    floating = n.dtypes[0].is_floating
+    if n.type == "Add":
+        # x + (-0.0) == x for every x; x + (+0.0) turns -0.0 into +0.0.
+        r = _binary_identity(n, "Add", 0, True if floating else None, right_only=False)
+    else:
+        # x - (+0.0) == x + (-0.0) == x; x - (-0.0) == x + 0.0 is not exact.
+        r = _binary_identity(n, "Sub", 0, False if floating else None, right_only=True)
+    return [r] if r is not None else None
+
+
+def add_neg(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type not in ("Add", "Sub"):
+        return None
+    a, b = n.inputs
+    if b[0].type == "Neg" and b[0].control_inputs == []:
+        y = b[0].inputs[0]
+        return [rw.make1("Sub" if n.type == "Add" else "Add", [a, y], like=n)]
+    if n.type == "Add" and a[0].type == "Neg" and a[0].control_inputs == []:
+        y = a[0].inputs[0]
+        return [rw.make1("Sub", [b, y], like=n)]
+    return None
+
+
+def double_neg(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type == "Neg":
+        p = n.inputs[0][0]
+        if p.type == "Neg" and not p.control_inputs:
+            return [p.inputs[0]]
+    return None
+
+
+def _shape_of(v: Value) -> tuple | None:
+    s = v[0].shapes[v[1]]
+    return s.values if s.is_fully_defined() else None
+
+
+def transpose_chain(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type != "Transpose":
+        return None
+    perm = tuple(n.attrs["perm"])
+    if perm == tuple(range(len(perm))):
+        return [n.inputs[0]]
+    p = n.inputs[0][0]
+    if p.type == "Transpose" and not p.control_inputs:
+        inner = tuple(p.attrs["perm"])
+        combined = tuple(inner[i] for i in perm)
+        x = p.inputs[0]
+        if combined == tuple(range(len(combined))):
+            return [x]
+        return [rw.make1("Transpose", [x], {**n.attrs, "perm": combined}, like=n)]
+    return None
+
+
+def reshape_chain(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type != "Reshape":
+        return None
+    x, s = n.inputs
+    out = n.shapes[0]
+    if out.is_fully_defined() and _shape_of(x) == out.values:
+        return [x]
+    p = x[0]
+    if p.type == "Reshape" and not p.control_inputs:
+        return [rw.make1("Reshape", [p.inputs[0], s], dict(n.attrs), like=n)]
+    return None
+
+
+# dtype -> dtypes that hold each of its values exactly.
+_EXACT_IN: dict[_dt.DType, tuple[_dt.DType, ...]] = {
+    _dt.bool_: _dt.ALL,
+    _dt.uint8: (_dt.uint8, _dt.int16, _dt.int32, _dt.int64, _dt.float16, _dt.float32,
+                _dt.float64),
+    _dt.int8: (_dt.int8, _dt.int16, _dt.int32, _dt.int64, _dt.float16, _dt.float32,
+               _dt.float64),
+    _dt.int16: (_dt.int16, _dt.int32, _dt.int64, _dt.float32, _dt.float64),
+    _dt.int32: (_dt.int32, _dt.int64, _dt.float64),
+    _dt.int64: (_dt.int64,),
+    _dt.float16: (_dt.float16, _dt.float32, _dt.float64),
+    _dt.float32: (_dt.float32, _dt.float64),
+    _dt.float64: (_dt.float64,),
+}
+
+
+def lossless(src: _dt.DType, dst: _dt.DType) -> bool:
+    """True if casting src to dst keeps every value exactly."""
+    return dst in _EXACT_IN.get(src, ())
+
+
+def cast_chain(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type != "Cast":
+        return None
+    x = n.inputs[0]
+    src = x[0].dtypes[x[1]]
+    dst = n.dtypes[0]
+    if src is dst:
+        return [x]
+    p = x[0]
+    if p.type == "Cast" and not p.control_inputs:
+        y = p.inputs[0]
+        y_dt = y[0].dtypes[y[1]]
+        if lossless(y_dt, src):
+            if y_dt is dst:
+                return [y]
+            return [rw.make1("Cast", [y], {**n.attrs, "SrcT": y_dt}, like=n)]
+    return None
+
+
+def identity(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type not in ("Identity", "StopGradient", "PlaceholderWithDefault"):
+        return None
+    if n.control_inputs:
+        return None  # its consumers wait for the control inputs through it
+    x = n.inputs[0]
+    if x[0].produces_ref:
+        return None  # a variable read: consumers must see the value as of now
+    return [x]
+
+
+# (name, op types the rule looks at, rule), tried in this order.
+RULES = [
+    ("identity", ("Identity", "StopGradient", "PlaceholderWithDefault"), identity),
+    ("mul_one", ("Mul",), mul_one),
+    ("div_one", ("RealDiv", "Div", "FloorDiv", "TruncateDiv"), div_one),
+    ("add_zero", ("Add", "Sub"), add_zero),
+    ("add_neg", ("Add", "Sub"), add_neg),
+    ("double_neg", ("Neg",), double_neg),
+    ("transpose_chain", ("Transpose",), transpose_chain),
+    ("reshape_chain", ("Reshape",), reshape_chain),
+    ("cast_chain", ("Cast",), cast_chain),
+]
+
+
+class AlgebraicSimplification(Pass):
+    """Applies the exact rules above (see the module docstring)."""
+
+    name = "simplify"
+
+    def run(self, program, options: CompilerOptions):
+        return run_rules(program, RULES)
