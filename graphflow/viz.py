@@ -69,6 +69,9 @@ _NODE_STYLES: dict[str, dict[str, str]] = {
               "color": "#6b7280"},
     "gradient_scope": {"shape": "box3d", "style": "filled", "fillcolor": "#eddcf4",
                        "color": "#8e5ba8"},
+    # The compiled view: library kernels (matmul, conv, ...) that run as their own call.
+    "library": {"shape": "box", "style": "filled,bold", "fillcolor": "#fff2b3",
+                "color": "#b8860b", "peripheries": "2"},
 }
 _CLUSTER_FILLS = ("#f5f7fa", "#eaeef3", "#dfe5ec")  # alternates with nesting depth
 _EDGE_STYLES: dict[str, dict[str, str]] = {
@@ -326,6 +329,62 @@ def _graph_view(graph: Graph, fetches: Any, max_depth: int | None, edge_labels: 
 
 
 # --- view -> DOT --------------------------------------------------------------------------
+def _plan_view(plan: Any, edge_labels: bool) -> _View:
+    """The compiled view: each kernel step of a Plan as one cluster of the ops it fused.
+
+    Ops outside every step (feeds, constants, variables) are drawn at the top
+    level; library ops (kind OPAQUE: matmul, conv, ...) are marked, and a step
+    holding only one is drawn as that node rather than as a cluster.
+    """
+    from graphflow.framework.op_def import OPAQUE
+
+    view = _View()
+    program = plan.program
+    cluster_of: dict[int, tuple[str, ...]] = {}
+    library: set[int] = set()
+    for i, step in enumerate(plan.steps):
+        nodes = getattr(step, "nodes", None)
+        if not nodes:
+            continue
+        if len(nodes) == 1 and nodes[0].kind == OPAQUE:
+            library.add(nodes[0].id)
+            continue
+        path = (f"kernel {i}",)
+        view.clusters[path] = f"kernel {i}: {step.pattern}, {len(nodes)} op" + (
+            "s" if len(nodes) > 1 else "")
+        for n in nodes:
+            cluster_of[n.id] = path
+    feeds = [f for f, _ in program.inputs]
+    fed = {f.id for f in feeds}
+    for n in feeds + [n for n in program.nodes if n.id not in fed]:
+        if n.id in fed or n.type in ("Feed", "Placeholder", "PlaceholderWithDefault"):
+            kind = "placeholder"
+        elif n.type == "VariableV2":
+            kind = "variable"
+        elif n.type == "Const":
+            kind = "constant"
+        elif n.id in library or n.kind == OPAQUE:
+            kind = "library"
+        elif n.is_writer:
+            kind = "update"
+        else:
+            kind = "op"
+        label = f"<B>{_html(n.type)}</B>"
+        if n.name and n.name != n.type:
+            label += f'<BR/><FONT POINT-SIZE="9" COLOR="#4a4a4a">{_html(n.name)}</FONT>'
+        view.nodes.append(_Node(f"n{n.id}", kind, label, f"{n.name} ({n.type})",
+                                cluster_of.get(n.id, ())))
+        for src, index in n.inputs:
+            text = None
+            if edge_labels:
+                text = f"{src.dtypes[index].name} {_format_shape(src.shapes[index])}"
+            view.edges.append(_Edge(f"n{src.id}", f"n{n.id}",
+                                    "ref" if src.produces_ref else "data", text))
+        for c in n.control_inputs:
+            view.edges.append(_Edge(f"n{c.id}", f"n{n.id}", "control", None))
+    return view
+
+
 def _emit(view: _View, rankdir: str, name: str) -> graphviz.Digraph:
     """Writes ``view`` into a new Digraph.
 
@@ -396,8 +455,10 @@ def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
     result displays itself in Jupyter (which does need ``dot``).
 
     Args:
-      graph_or_plan: a ``gf.Graph``; None draws the default graph. (Compiled
-        Plans are not supported yet.)
+      graph_or_plan: a ``gf.Graph`` (None: the default graph), or the compiled
+        view: a Plan or the result of ``gf.compiler.explain(fetches)``, drawn
+        with each fused kernel as one cluster of its ops and library kernels
+        marked (``fetches`` and ``max_depth`` apply to graphs only).
       fetches: if given, draw only the ops running these fetches needs: a Tensor,
         Operation, Variable, name, or any nesting of lists, tuples and dicts of
         them (as ``Session.run`` accepts).
@@ -426,9 +487,15 @@ def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
     if rankdir not in ("TB", "BT", "LR", "RL"):
         raise errors.GraphValueError(
             None, None, f"rankdir must be one of 'TB', 'BT', 'LR', 'RL', got {rankdir!r}")
+    from graphflow.compiler.driver import Explanation
+    from graphflow.compiler.plan import Plan
+
+    if isinstance(graph_or_plan, Explanation):
+        graph_or_plan = graph_or_plan.plan
     if isinstance(graph_or_plan, Graph):
         view = _graph_view(graph_or_plan, fetches, max_depth, edge_labels, full_names)
-    # A compiled Plan gets its own view builder here once graphflow.compiler exists.
+    elif isinstance(graph_or_plan, Plan):
+        view = _plan_view(graph_or_plan, edge_labels)
     else:
         hint = ""
         if isinstance(graph_or_plan, (Tensor, Operation)) or hasattr(
@@ -437,7 +504,7 @@ def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
                     "gf.viz.to_dot(t.graph, fetches=[t]).")
         raise errors.GraphTypeError(
             None, None,
-            f"gf.viz.to_dot draws a gf.Graph (drawing compiled Plans is not supported yet); "
+            f"gf.viz.to_dot draws a gf.Graph or a compiled Plan (gf.compiler.explain(...)); "
             f"got a {type(graph_or_plan).__name__}.{hint}")
     return _emit(view, rankdir, name)
 

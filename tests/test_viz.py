@@ -7,6 +7,7 @@ import re
 import shutil
 
 import graphviz
+import numpy as np
 import pytest
 
 import graphflow as gf
@@ -135,7 +136,7 @@ def test_node_styles_by_kind():
     const = next(a for t, a, _ in p["nodes"].values() if t.startswith("Const"))
     assert f'fillcolor="{viz._NODE_STYLES["constant"]["fillcolor"]}"' in const
     fills = {s["fillcolor"] for k, s in viz._NODE_STYLES.items() if "scope" not in k}
-    assert len(fills) == 6  # six distinguishable kinds
+    assert len(fills) == 7  # six kinds of graph op, plus library kernels in the compiled view
 
 
 def test_edges_carry_dtype_and_static_shape():
@@ -235,7 +236,7 @@ def test_bad_max_depth_and_inputs():
         viz.to_dot(x)
     assert isinstance(e.value, gf.errors.OpError)
     for bad in ("model.gfpb", object(), 3):
-        with pytest.raises(TypeError, match="not supported yet"):
+        with pytest.raises(TypeError, match="compiled Plan"):
             viz.to_dot(bad)
 
 
@@ -425,3 +426,27 @@ def test_five_thousand_ops_expanded_dot_text():
     p = parse(viz.to_dot(g))
     assert len(p["nodes"]) == len(g.get_operations())
     assert len(p["clusters"]) == 50
+
+
+def test_compiled_view_draws_each_fused_kernel_as_a_cluster(tmp_path):
+    x = gf.placeholder(gf.float32, [None, 4], name="x")
+    w = gf.Variable(np.ones((4, 3), np.float32), name="w")
+    y = gf.reduce_sum(gf.tanh(gf.matmul(x, w) * 2.0 + 1.0) * gf.sigmoid(x[:, :3]), axis=1)
+    explanation = gf.compiler.explain(y, {x: None})
+    plan = explanation.plan
+    fused = [s for s in plan.steps if len(getattr(s, "nodes", [])) > 1]
+    assert fused, "the expression should fuse"
+    dot = viz.to_dot(explanation)
+    source = dot.source
+    assert source.count("subgraph cluster_") == sum(
+        1 for s in plan.steps if getattr(s, "nodes", None)
+        and not (len(s.nodes) == 1 and s.nodes[0].kind == "opaque"))
+    # every IR node is drawn once; the library kernel is marked
+    nodes = parse(dot)["nodes"]
+    assert len(nodes) == len(plan.program.nodes) + len(plan.program.inputs) - sum(
+        1 for f, _ in plan.program.inputs if f in plan.program.nodes)
+    assert "#fff2b3" in source  # the library-kernel style (MatMul)
+    assert viz.to_dot(plan).source == source
+    out = tmp_path / "plan.svg"
+    viz.render(explanation, out)
+    assert "<svg" in out.read_text()
