@@ -17,7 +17,9 @@ from graphflow.runtime.reference import PlanExecutable, ReferenceExecutable, Run
 
 # "reference": compile to a Plan, evaluate it with NumPy. "interpreter": evaluate the
 # graph op by op with no compiler in between (the oracle compiled plans are tested against).
-BACKENDS = ("reference", "interpreter")
+# "cpu": compile the plan's elementwise fusion groups into Numba loops (graphflow.kernels.cpu,
+# imported only when chosen; graphflow itself never imports numba).
+BACKENDS = ("reference", "interpreter", "cpu")
 _MAX_CACHED_PLANS = 256
 
 _default_sessions = threading.local()
@@ -60,7 +62,9 @@ class Session:
         switch constant folding and common-subexpression elimination.
       backend: ``"reference"`` runs the compiled plan with NumPy, op by op
         within each fusion group; ``"interpreter"`` runs the graph op by op
-        without compiling (the oracle).
+        without compiling (the oracle); ``"cpu"`` runs elementwise fusion
+        groups as generated Numba loops (kernels cached on disk) and the rest
+        like ``"reference"``.
       device: where compiled backends run; unused by the reference backend.
       optimizer_options: compiler passes to switch, e.g.
         ``{"constant_folding": False}`` or ``{"default": False}`` (all optional
@@ -188,6 +192,10 @@ class Session:
         if self._backend == "interpreter":
             return ReferenceExecutable(tensors, targets, feeds)
         plan = compiler.build_plan(tensors, targets, feeds, self._compiler_options, self._graph)
+        if self._backend == "cpu":
+            from graphflow.kernels.cpu import CpuExecutable
+
+            return CpuExecutable(plan)
         return PlanExecutable(plan)
 
     def _convert_feeds(self, feed_dict: dict | None) -> dict[Tensor, np.ndarray]:

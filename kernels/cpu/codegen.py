@@ -1,0 +1,241 @@
+"""Code generation: one fusion group of elementwise/broadcast ops -> one Numba loop.
+
+A group qualifies when every node has a ``scalar`` expression (its OpDef's
+format string, e.g. ``"tanh({x})"``), one output, and dtypes the generated
+code computes exactly like the NumPy reference. The expression of each node is
+parsed with :mod:`ast`, its function names mapped to NumPy scalar functions or
+the small helpers of :data:`PRELUDE`, its numeric literals typed with the
+node's compute dtype (so ``1+abs(x)`` stays float32), and its result cast to the
+node's output dtype. Anything else returns None and the step runs through the
+reference evaluation.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from graphflow.compiler.ir import Node
+from graphflow.framework import op_def as _op_def
+
+# Format-field names of an op's inputs, by arity (the math_ops tables' convention).
+_INPUT_NAMES = {1: ("x",), 2: ("x", "y"), 3: ("c", "x", "y")}
+
+_FLOATS = {"float32", "float64"}
+_INTS = {"int8", "int16", "int32", "int64", "uint8"}
+_BOOL = {"bool"}
+
+# scalar-expression function -> generated-code function.
+_FLOAT_FUNCS = {
+    "abs": "np.abs", "sqrt": "np.sqrt", "exp": "np.exp", "expm1": "np.expm1",
+    "log": "np.log", "log1p": "np.log1p", "sin": "np.sin", "cos": "np.cos",
+    "tan": "np.tan", "tanh": "np.tanh", "floor": "np.floor", "ceil": "np.ceil",
+    "round": "np.rint", "erf": "math.erf", "sigmoid": "_sigmoid",
+    "softplus": "_softplus", "sign": "_sign", "max": "_max", "min": "_min",
+    "pow": "np.power",
+}
+_INT_FUNCS = {"abs": "np.abs", "sign": "_sign", "max": "_max", "min": "_min"}
+
+PRELUDE = '''\
+import math
+
+import numpy as np
+from numba import njit
+
+_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(inline="always", **_OPTS)
+def _max(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@njit(inline="always", **_OPTS)
+def _min(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@njit(inline="always", **_OPTS)
+def _sign(x):
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    return 0 if x == 0 else x
+
+
+@njit(inline="always", **_OPTS)
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+@njit(inline="always", **_OPTS)
+def _softplus(x):
+    t = np.log1p(np.exp(-np.abs(x)))
+    if x > 0:
+        return x + t
+    return x if x != x else t
+'''
+
+
+def _np_type(dtype_name: str) -> str:
+    return "np.bool_" if dtype_name == "bool" else f"np.{dtype_name}"
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Maps function names, types literals; raises ValueError on anything unsupported."""
+
+    def __init__(self, compute: str, names: set[str]) -> None:
+        self.compute = compute
+        self.names = names
+        if compute in _FLOATS:
+            self.funcs = _FLOAT_FUNCS
+        elif compute in _INTS:
+            self.funcs = _INT_FUNCS
+        else:
+            self.funcs = {}
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if not isinstance(node.func, ast.Name) or node.func.id not in self.funcs or node.keywords:
+            raise ValueError("unsupported call")
+        node.args = [self.visit(a) for a in node.args]
+        node.func = ast.parse(self.funcs[node.func.id], mode="eval").body
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id not in self.names:
+            raise ValueError(f"unknown name {node.id}")
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if self.compute == "bool" or isinstance(node.value, bool) or not isinstance(
+                node.value, (int, float)):
+            raise ValueError("unsupported literal")
+        call = ast.parse(f"{_np_type(self.compute)}({node.value!r})", mode="eval").body
+        return call
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        if self.compute not in _FLOATS and self.compute not in _INTS:
+            raise ValueError("arithmetic on bool")
+        allowed = (ast.Add, ast.Sub, ast.Mult)
+        if self.compute in _FLOATS:
+            allowed = allowed + (ast.Div,)
+        if not isinstance(node.op, allowed):
+            raise ValueError("unsupported operator")
+        return self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        if isinstance(node.op, ast.Not) and self.compute == "bool":
+            return self.generic_visit(node)
+        if isinstance(node.op, ast.USub) and self.compute in _FLOATS | _INTS:
+            return self.generic_visit(node)
+        raise ValueError("unsupported unary operator")
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        if self.compute != "bool":
+            raise ValueError("logic on non-bool")
+        return self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        return self.generic_visit(node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        return self.generic_visit(node)
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+                                 ast.Compare, ast.IfExp, ast.operator, ast.unaryop,
+                                 ast.boolop, ast.cmpop, ast.Load)):
+            raise ValueError(f"unsupported syntax {type(node).__name__}")
+        return super().generic_visit(node)
+
+
+def node_expression(node: Node, args: list[str]) -> str | None:
+    """The generated-code expression computing ``node`` from variables ``args``, or None."""
+    od = node.op_def
+    if (od.scalar is None or od.kind not in (_op_def.ELEMENTWISE, _op_def.BROADCAST)
+            or od.stateful or len(node.dtypes) != 1 or node.regions
+            or len(args) not in _INPUT_NAMES):
+        return None
+    out = node.dtypes[0].name
+    ins = [p.dtypes[i].name for p, i in node.inputs]
+    supported = _FLOATS | _INTS | _BOOL
+    if out not in supported or any(d not in supported for d in ins):
+        return None
+    # The compute dtype: the value inputs' (SelectV2's condition is input 0).
+    compute = ins[-1]
+    names = _INPUT_NAMES[len(args)]
+    try:
+        text = od.scalar.format(**dict(zip(names, args)))
+        tree = ast.parse(text, mode="eval")
+        tree = _Rewrite(compute, set(args)).visit(tree)
+    except (ValueError, KeyError, IndexError, SyntaxError):
+        return None
+    return f"{_np_type(out)}({ast.unparse(tree.body)})"
+
+
+class Kernel:
+    """The generated source of one fusion group at one rank.
+
+    Attributes:
+      source: a complete Python module defining ``kernel(a0.., o0..)``.
+      n_in, n_out: argument counts.
+    """
+
+    def __init__(self, source: str, n_in: int, n_out: int) -> None:
+        self.source = source
+        self.n_in = n_in
+        self.n_out = n_out
+
+
+def group_body(nodes: list[Node], inputs: list, outputs: list) -> list[str] | None:
+    """Per-element statements of the group, or None when a node cannot be generated.
+
+    Input ``j`` is read into ``a{j}``-named scalars by the caller; group outputs are
+    the variables ``r{k}`` (returned as the last statements' targets).
+    """
+    var: dict[tuple[int, int], str] = {}
+    for j, (n, i) in enumerate(inputs):
+        var[(n.id, i)] = f"x{j}"
+    lines = []
+    for k, n in enumerate(nodes):
+        args = []
+        for p, i in n.inputs:
+            name = var.get((p.id, i))
+            if name is None:
+                return None
+            args.append(name)
+        expr = node_expression(n, args)
+        if expr is None:
+            return None
+        var[(n.id, 0)] = f"t{k}"
+        lines.append(f"t{k} = {expr}")
+    for k, (n, i) in enumerate(outputs):
+        lines.append(f"r{k} = {var[(n.id, i)]}")
+    return lines
+
+
+def kernel_source(body: list[str], n_in: int, n_out: int, rank: int) -> str:
+    """A module whose ``kernel`` loops over rank-``rank`` outputs (inputs broadcast to them)."""
+    ins = [f"a{j}" for j in range(n_in)]
+    outs = [f"o{k}" for k in range(n_out)]
+    idx = ", ".join(f"i{d}" for d in range(rank))
+    lines = [PRELUDE, "", "@njit(**_OPTS)", f"def kernel({', '.join(ins + outs)}):"]
+    ind = "    "
+    for d in range(rank):
+        lines.append(f"{ind}for i{d} in range(o0.shape[{d}]):")
+        ind += "    "
+    for j in range(n_in):
+        lines.append(f"{ind}x{j} = a{j}[{idx}]")
+    lines += [ind + s for s in body]
+    for k in range(n_out):
+        lines.append(f"{ind}o{k}[{idx}] = r{k}")
+    return "\n".join(lines) + "\n"

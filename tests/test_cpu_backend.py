@@ -1,0 +1,261 @@
+"""The CPU backend (Session(backend="cpu")): generated Numba loops agree with the reference.
+
+Numba compile time is the cost here: one kernel cache dir is shared by the whole
+module, example counts are small, and graphs reuse a few expression shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import graphflow as gf
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_cache_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gf_kernel_cache")
+    old = os.environ.get("GRAPHFLOW_CACHE_DIR")
+    os.environ["GRAPHFLOW_CACHE_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("GRAPHFLOW_CACHE_DIR", None)
+    else:
+        os.environ["GRAPHFLOW_CACHE_DIR"] = old
+
+
+def run_both(fetches, feeds):
+    """(cpu results, reference results, the cpu executable)."""
+    with np.errstate(all="ignore"):
+        with gf.Session(backend="cpu") as s:
+            got = s.run(fetches, feeds)
+            exe = next(iter(s._cache.values()))
+        with gf.Session(backend="reference") as s:
+            want = s.run(fetches, feeds)
+    return got, want, exe
+
+
+def assert_match(got, want):
+    if not isinstance(got, list):
+        got, want = [got], [want]
+    for a, b in zip(got, want):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
+        if a.dtype.kind in "biu":
+            np.testing.assert_array_equal(a, b)
+        else:
+            rtol = 2e-6 if a.dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol, equal_nan=True)
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(np.isposinf(a), np.isposinf(b))
+            np.testing.assert_array_equal(np.isneginf(a), np.isneginf(b))
+
+
+def test_ew_chain_fuses_and_matches():
+    x = gf.placeholder(gf.float32, [None])
+    y = gf.placeholder(gf.float32, [None])
+    z = gf.tanh(x * 0.5 + y) * gf.sigmoid(x) + x * x - y / (1 + gf.abs(x))
+    rng = np.random.default_rng(0)
+    xs = (rng.standard_normal(1000) * 4).astype(np.float32)
+    ys = (rng.standard_normal(1000) * 4).astype(np.float32)
+    xs[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    got, want, exe = run_both(z, {x: xs, y: ys})
+    assert_match(got, want)
+    assert exe.fused, "the elementwise groups should run as generated kernels"
+    assert len(exe.fused) == sum(1 for _ in exe.plan.steps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unary_table_with_nan_inf(dtype):
+    x = gf.placeholder(dtype, [None])
+    vals = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 2.5, -3.5, 1e30, -1e30, 7.0],
+                    dtype=dtype)
+    fns = [gf.exp, gf.expm1, gf.log, gf.log1p, gf.sin, gf.cos, gf.tanh, gf.sigmoid, gf.sqrt,
+           gf.rsqrt, gf.erf, gf.floor, gf.ceil, gf.round, gf.sign, gf.abs, gf.negative,
+           gf.square, gf.reciprocal, gf.nn.relu, gf.nn.softplus, gf.nn.softsign]
+    outs = [f(x) + 1 for f in fns]
+    outs += [gf.maximum(x, 1.0) * 2, gf.minimum(x, 1.0) * 2, gf.pow(gf.abs(x), 0.5) + 0]
+    got, want, exe = run_both(outs, {x: vals})
+    assert_match(got, want)
+    assert len(exe.fused) >= len(fns)
+
+
+def test_broadcasting_and_scalars():
+    a = gf.placeholder(gf.float64, [None, 1, 3])
+    b = gf.placeholder(gf.float64, [4, 1])
+    c = gf.placeholder(gf.float64, [])
+    z = gf.tanh(a * b + c) - b * c
+    w = gf.where_v2(a > b, a, c) * 2
+    rng = np.random.default_rng(1)
+    feeds = {a: rng.standard_normal((2, 1, 3)), b: rng.standard_normal((4, 1)),
+             c: np.float64(0.25)}
+    got, want, exe = run_both([z, w], feeds)
+    assert_match(got, want)
+    assert exe.fused
+    # Scalar only (rank 0).
+    got, want, _ = run_both(gf.exp(c) * c + 1, {c: np.float64(1.5)})
+    assert_match(got, want)
+
+
+def test_non_contiguous_and_variable_inputs():
+    x = gf.placeholder(gf.float32, [3, 4])
+    v = gf.Variable(np.arange(4, dtype=np.float32), name="v")
+    z = gf.nn.relu(x - v) * 3
+    xs = np.asfortranarray(np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32))
+    with gf.Session(backend="cpu") as s:
+        s.run(gf.global_variables_initializer())
+        got = s.run(z, {x: xs})
+    np.testing.assert_allclose(got, np.maximum(xs - np.arange(4, dtype=np.float32), 0) * 3,
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)])
+def test_size_zero_dims(shape):
+    x = gf.placeholder(gf.float32, [None] * len(shape))
+    z = gf.exp(x) * 2 + x
+    got, want, _ = run_both(z, {x: np.zeros(shape, np.float32)})
+    assert_match(got, want)
+
+
+def test_int32_and_bool():
+    a = gf.placeholder(gf.int32, [None])
+    b = gf.placeholder(gf.int32, [None])
+    s = a * b + gf.abs(a) - gf.maximum(a, b)
+    big = gf.square(a) * 3  # wraps around like NumPy
+    t = gf.logical_and(a > b, gf.logical_not(gf.equal(a, 0)))
+    u = gf.logical_or(t, a < 0)
+    av = np.array([1, -2, 3, 2**31 - 1, -2**31, 0, 7], np.int32)
+    bv = np.array([4, 5, -6, 2, 3, 0, 7], np.int32)
+    got, want, exe = run_both([s, big, t, u], {a: av, b: bv})
+    assert_match(got, want)
+    assert exe.fused
+
+
+def test_mixed_with_matmul_and_reductions():
+    x = gf.placeholder(gf.float32, [None, 5])
+    w = gf.constant(np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32))
+    h = gf.tanh(gf.matmul(x * 2 + 1, w))
+    z = gf.reduce_sum(h * h, axis=1) + gf.reduce_max(x, axis=1)
+    xs = np.random.default_rng(4).standard_normal((6, 5)).astype(np.float32)
+    got, want, exe = run_both([h, z], {x: xs})
+    assert_match(got, want)
+    assert exe.fused and len(exe.fused) < len(exe.plan.steps)
+
+
+def test_runtime_shape_mismatch_raises_like_reference():
+    a = gf.placeholder(gf.float32, [None])
+    b = gf.placeholder(gf.float32, [None])
+    z = gf.exp(a + b)
+    with gf.Session(backend="cpu") as s, pytest.raises(gf.errors.InvalidArgumentError):
+        s.run(z, {a: np.ones(3, np.float32), b: np.ones(4, np.float32)})
+
+
+UNARY = [gf.negative, gf.abs, gf.tanh, gf.square, gf.exp, gf.nn.relu, gf.floor,
+         lambda t: gf.log1p(gf.abs(t))]
+BINARY = [gf.add, gf.subtract, gf.multiply, gf.maximum, gf.minimum,
+          lambda a, b: a / (gf.abs(b) + 1), lambda a, b: gf.where_v2(a > b, a, b)]
+
+
+@st.composite
+def programs(draw):
+    steps = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce"]))
+        if kind == "unary":
+            steps.append(("unary", draw(st.integers(0, len(UNARY) - 1)), draw(st.integers(0, 99))))
+        elif kind == "binary":
+            steps.append(("binary", draw(st.integers(0, len(BINARY) - 1)),
+                          draw(st.integers(0, 99)), draw(st.integers(0, 99))))
+        else:
+            steps.append(("reduce", draw(st.sampled_from([0, 1])), draw(st.integers(0, 99))))
+    return steps
+
+
+@settings(max_examples=12, deadline=None)
+@given(programs(), st.integers(0, 3), st.integers(0, 3),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31 - 1))
+def test_random_graphs_match_reference(steps, rows, cols, dtype, seed):
+    gf.reset_default_graph()
+    rng = np.random.default_rng(seed)
+    x = gf.placeholder(dtype, [None, cols])
+    y = gf.placeholder(dtype, [cols])
+    pool = [x, y]
+    for step in steps:
+        if step[0] == "unary":
+            pool.append(UNARY[step[1]](pool[step[2] % len(pool)]))
+        elif step[0] == "binary":
+            pool.append(BINARY[step[1]](pool[step[2] % len(pool)], pool[step[3] % len(pool)]))
+        else:
+            t = pool[step[2] % len(pool)]
+            if t.shape.ndims:
+                pool.append(gf.reduce_sum(t, axis=step[1] % t.shape.ndims))
+    xv = (rng.standard_normal((rows, cols)) * 3).astype(dtype)
+    yv = (rng.standard_normal((cols,)) * 3).astype(dtype)
+    got, want, _ = run_both(pool[2:] or [x], {x: xv, y: yv})
+    assert_match(got, want)
+
+
+_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import graphflow as gf
+    from graphflow.kernels.cpu import cache
+    x = gf.placeholder(gf.float32, [None])
+    z = gf.tanh(x * 0.25 + 1) * gf.sigmoid(x) - x
+    with gf.Session(backend="cpu") as s:
+        out = s.run(z, {x: np.linspace(-3, 3, 11, dtype=np.float32)})
+        exe = next(iter(s._cache.values()))
+        st = cache.compile_stats([f for k in exe.fused for f in k.dispatchers])
+    ref = np.tanh(np.linspace(-3, 3, 11) * 0.25 + 1) / (1 + np.exp(-np.linspace(-3, 3, 11)))
+    ok = bool(np.allclose(out, ref - np.linspace(-3, 3, 11), atol=1e-5))
+    print(json.dumps(dict(st, written=cache.stats["written"], ok=ok)))
+""")
+
+
+def _child(cache_dir):
+    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(cache_dir), OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_compiles_nothing_and_damage_is_recovered(tmp_path):
+    first = _child(tmp_path)
+    assert first["ok"] and first["cache_misses"] >= 1 and first["written"] >= 1
+    second = _child(tmp_path)
+    assert second["ok"]
+    assert second["cache_misses"] == 0 and second["written"] == 0 and second["cache_hits"] >= 1
+    kdir = tmp_path / "kernels"
+    # A truncated kernel module is rewritten.
+    for p in kdir.glob("gf_*.py"):
+        p.write_text("def kernel(:\n")
+    third = _child(tmp_path)
+    assert third["ok"] and third["written"] >= 1
+    # Garbage in Numba's cache files: recompiled, not a crash.
+    for p in (kdir / "__pycache__").iterdir():
+        p.write_bytes(b"\x00garbage")
+    fourth = _child(tmp_path)
+    assert fourth["ok"]
+
+
+def test_two_processes_fill_one_cache_at_once(tmp_path):
+    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["ok"]
+    assert not list((tmp_path / "kernels").glob("*.tmp"))
+    assert _child(tmp_path)["cache_misses"] == 0
