@@ -4,7 +4,7 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
-from graphflow import compat, initializers, layers, losses, math, nn, test, train, viz  # noqa: E402,I001
+from graphflow import compat, initializers, keras, layers, losses, math, nn, test, train, viz  # noqa: E402,I001
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
 from graphflow import compiler
 from graphflow.framework import errors
@@ -56,6 +56,11 @@ from graphflow.ops.array_ops import (
     zeros_like,
 )
 from graphflow.autodiff import gradients
+from graphflow.framework.indexed_slices import (
+    IndexedSlices,
+    IndexedSlicesValue,
+    convert_to_tensor_or_indexed_slices,
+)
 from graphflow.ops.broadcast_ops import broadcast_to
 from graphflow.ops.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from graphflow.ops.constant_op import constant, placeholder, placeholder_with_default

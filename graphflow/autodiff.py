@@ -13,6 +13,7 @@ from typing import Any
 
 from graphflow.framework import errors
 from graphflow.framework.graph import Operation, Tensor, convert_to_tensor
+from graphflow.framework.indexed_slices import IndexedSlices, concat_slices, to_dense
 from graphflow.ops.building import graph_of
 
 
@@ -33,7 +34,7 @@ def _x_tensor(x: Any) -> Tensor:
 def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
               colocate_gradients_with_ops: bool = False, gate_gradients: bool = False,
               aggregation_method: Any = None, stop_gradients: Any = None,
-              unconnected_gradients: str = "none") -> list[Tensor | None]:
+              unconnected_gradients: str = "none") -> list[Tensor | IndexedSlices | None]:
     """Symbolic gradients of ``sum(ys)`` with respect to each of ``xs`` (TF1's ``tf.gradients``).
 
     Args:
@@ -48,7 +49,9 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
         depend on, ``"zero"`` gives zeros.
 
     Returns:
-      A list with one Tensor (or None) per x.
+      A list with one Tensor (or None) per x. As in TF1, an x reached only
+      through ``gather`` along axis 0 (``embedding_lookup``), possibly via
+      Identity reads, gets an :class:`~graphflow.IndexedSlices`.
 
     Raises:
       LookupError: if a float path goes through an op with no gradient rule.
@@ -106,6 +109,8 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
             dys = [d if d is not None else (zeros_like(t) if t.dtype.is_floating else None)
                    for t, d in zip(outs, dys)]
             with g.name_scope(f"{op.name}_grad"):
+                if op.type not in _TAKES_INDEXED_SLICES:
+                    dys = [to_dense(d) if isinstance(d, IndexedSlices) else d for d in dys]
                 in_grads = list(opdef.grad(op, *dys))
             if len(in_grads) != len(op._inputs):
                 raise errors.InternalError(
@@ -119,7 +124,7 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
                         None, op, f"gradient of {op.type} for {t.name} has dtype "
                                   f"{gi.dtype.name}, expected {t.dtype.name}")
                 pending.setdefault(t, []).append(gi)
-        result: list[Tensor | None] = []
+        result: list[Tensor | IndexedSlices | None] = []
         for x in xs:
             gx = _aggregate(pending.get(x), add_n)
             if gx is None and unconnected_gradients == "zero":
@@ -129,12 +134,20 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
         return result
 
 
-def _aggregate(parts: list[Tensor] | None, add_n: Any) -> Tensor | None:
+# Ops whose gradient rule forwards an IndexedSlices as it is (TF1's _IdGrad returns its dy),
+# so a sparse gradient reaches a variable through its read; every other rule gets dense dys.
+_TAKES_INDEXED_SLICES = frozenset({"Identity"})
+
+
+def _aggregate(parts: list[Any] | None, add_n: Any) -> Any:
+    """Sums partial gradients; sparse ones concatenate, mixed ones become dense (TF1's rule)."""
     if not parts:
         return None
     if len(parts) == 1:
         return parts[0]
-    return add_n(parts)
+    if all(isinstance(p, IndexedSlices) for p in parts):
+        return concat_slices(parts)
+    return add_n([to_dense(p) if isinstance(p, IndexedSlices) else p for p in parts])
 
 
 def _ops_between(ys: Sequence[Tensor], xs: Sequence[Tensor]) -> set[Operation]:

@@ -1,5 +1,8 @@
 """``gf.layers``: TF1's ``tf.layers`` — layer objects and their functional forms.
 
+Dense, Conv2D, Conv2DTranspose, MaxPooling2D, AveragePooling2D, Flatten,
+Dropout and BatchNormalization, each also as a function (``gf.layers.dense``...).
+
 A layer creates its variables with ``get_variable`` inside a variable scope named
 after it (``dense``, ``dense_1``, ...; variables ``dense/kernel``, ``dense/bias``),
 so checkpoints line up with TF1's by name. Calling a layer object again reuses
@@ -16,6 +19,7 @@ from graphflow.framework.graph import GraphKeys, Tensor, get_default_graph
 from graphflow.framework.tensor_shape import TensorShape
 from graphflow.ops import array_ops, math_ops, nn_ops, state_ops
 from graphflow.ops.building import to_tensor
+from graphflow.ops.constant_op import constant
 from graphflow.ops.init_ops import Ones, Zeros
 from graphflow.ops.variable_scope import VariableScope, get_variable, variable_scope
 
@@ -156,16 +160,17 @@ class Layer:
     def compute_output_shape(self, input_shape: Any) -> TensorShape:
         raise NotImplementedError(f"{type(self).__name__}.compute_output_shape")
 
+    def _scope_context(self) -> Any:
+        """The variable scope to build and call in: a new one first, then the same again."""
+        if self._scope is None:
+            return variable_scope(self._name, default_name=self._base_name, reuse=self._reuse)
+        return variable_scope(self._scope, reuse=True)
+
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Builds the layer on first use and applies it to ``inputs``."""
         g = get_default_graph()
         with g.as_default():
-            if self._scope is None:
-                ctx = variable_scope(self._name, default_name=self._base_name,
-                                     reuse=self._reuse)
-            else:
-                ctx = variable_scope(self._scope, reuse=True)
-            with ctx as scope:
+            with self._scope_context() as scope:
                 self._scope = scope
                 x = inputs if isinstance(inputs, (list, tuple)) else to_tensor(inputs)
                 if not self.built:
@@ -281,6 +286,120 @@ class Conv2D(Dense):
         dil = [1, *self.dilation_rate, 1] if fmt == "NHWC" else [1, 1, *self.dilation_rate]
         out = nn_ops.conv2d(inputs, self.kernel, strides=strides, padding=self.padding,
                             data_format=fmt, dilations=dil)
+        if self.bias is not None:
+            out = nn_ops.bias_add(out, self.bias, data_format=fmt)
+        if self.activation is not None:
+            out = self.activation(out)
+        if self.activity_regularizer is not None:
+            self._add_activity_loss(out)
+        return out
+
+
+def _deconv_length(n: int | None, k: int, padding: str, stride: int, dilation: int = 1,
+                   output_padding: int | None = None) -> int | None:
+    """The output length of a transposed convolution (Keras's ``deconv_output_length``)."""
+    if n is None:
+        return None
+    k = k + (k - 1) * (dilation - 1)
+    if output_padding is None:
+        return n * stride + max(k - stride, 0) if padding == "VALID" else n * stride
+    pad = k // 2 if padding == "SAME" else 0
+    return (n - 1) * stride + k - 2 * pad + output_padding
+
+
+class Conv2DTranspose(Conv2D):
+    """Transposed 2-D convolution ("deconvolution") with a ``[kh, kw, filters, in]`` kernel.
+
+    The output has ``filters`` channels; each spatial size is ``in * stride`` for
+    ``"same"`` and ``in * stride + max(k - stride, 0)`` for ``"valid"``, or with
+    ``output_padding`` ``(in - 1) * stride + k - 2 * pad + output_padding``.
+    Built on ``gf.nn.conv2d_transpose`` (a ``Conv2DBackpropInput`` op), then bias
+    and activation, as TF1's ``tf.layers.Conv2DTranspose``.
+
+    Args:
+      filters: output channels.
+      kernel_size, strides: ints or pairs.
+      padding: ``"valid"`` or ``"same"``.
+      data_format: ``"channels_last"`` or ``"channels_first"``.
+      activation, use_bias, *_initializer, *_regularizer, *_constraint,
+        trainable, name: as for :class:`Dense`.
+      output_padding: an int or pair (each less than its stride), or None.
+      dilation_rate: an int or pair.
+
+    Raises:
+      ValueError: if an output padding is not less than its stride.
+    """
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1),
+                 padding: str = "valid", data_format: str = "channels_last",
+                 activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = None, bias_initializer: Any = Zeros(),
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, trainable: bool = True, name: str | None = None,
+                 output_padding: Any = None, dilation_rate: Any = (1, 1),
+                 **kwargs: Any) -> None:
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer,
+                         kernel_regularizer, bias_regularizer, activity_regularizer,
+                         kernel_constraint, bias_constraint, trainable, name, **kwargs)
+        self.output_padding = None if output_padding is None else _pair(output_padding,
+                                                                        "output_padding")
+        if self.output_padding is not None:
+            for p, s in zip(self.output_padding, self.strides):
+                if p >= s:
+                    raise ValueError(f"Stride {self.strides} must be greater than output "
+                                     f"padding {self.output_padding}")
+
+    def build(self, input_shape):
+        c = self._channels(input_shape)
+        self.kernel = self.add_weight("kernel", [*self.kernel_size, self.filters, c],
+                                      initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight("bias", [self.filters], initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
+
+    def _out_dims(self, h: int | None, w: int | None) -> tuple[int | None, int | None]:
+        op = self.output_padding or (None, None)
+        return (_deconv_length(h, self.kernel_size[0], self.padding, self.strides[0],
+                               self.dilation_rate[0], op[0]),
+                _deconv_length(w, self.kernel_size[1], self.padding, self.strides[1],
+                               self.dilation_rate[1], op[1]))
+
+    def compute_output_shape(self, input_shape: Any) -> TensorShape:
+        s = TensorShape(input_shape)
+        if s.ndims != 4:
+            raise ValueError(f"Inputs to Conv2DTranspose should have rank 4, got shape {s}")
+        d = s.values
+        if self.data_format == "NHWC":
+            oh, ow = self._out_dims(d[1], d[2])
+            return TensorShape([d[0], oh, ow, self.filters])
+        oh, ow = self._out_dims(d[2], d[3])
+        return TensorShape([d[0], self.filters, oh, ow])
+
+    def call(self, inputs):
+        fmt = self.data_format
+        static = self.compute_output_shape(inputs.shape)
+        sv = list(static.values)
+        if not all(v is not None for v in sv):
+            # Unknown sizes follow the same formula on the run-time input shape.
+            dyn = array_ops.shape(inputs)
+            hx = 1 if fmt == "NHWC" else 2
+            oh, ow = self._out_dims(dyn[hx], dyn[hx + 1])
+            sv[0] = dyn[0] if sv[0] is None else sv[0]
+            sv[hx] = oh if sv[hx] is None else sv[hx]
+            sv[hx + 1] = ow if sv[hx + 1] is None else sv[hx + 1]
+            shape_t: Any = array_ops.stack([v if isinstance(v, Tensor) else
+                                            constant(v, dtype=_dt.int32) for v in sv])
+        else:
+            shape_t = sv
+        strides = [1, *self.strides, 1] if fmt == "NHWC" else [1, 1, *self.strides]
+        dil = [1, *self.dilation_rate, 1] if fmt == "NHWC" else [1, 1, *self.dilation_rate]
+        out = nn_ops.conv2d_transpose(inputs, self.kernel, shape_t, strides=strides,
+                                      padding=self.padding, data_format=fmt, dilations=dil)
+        out.set_shape(static)
         if self.bias is not None:
             out = nn_ops.bias_add(out, self.bias, data_format=fmt)
         if self.activation is not None:
@@ -494,6 +613,39 @@ def conv2d(inputs: Any, filters: int, kernel_size: Any, strides: Any = (1, 1),
     return layer(inputs)
 
 
+def conv2d_transpose(inputs: Any, filters: int, kernel_size: Any, strides: Any = (1, 1),
+                     padding: str = "valid", data_format: str = "channels_last",
+                     activation: Any = None, use_bias: bool = True,
+                     kernel_initializer: Any = None, bias_initializer: Any = Zeros(),
+                     kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                     activity_regularizer: Any = None, kernel_constraint: Any = None,
+                     bias_constraint: Any = None, trainable: bool = True,
+                     name: str | None = None, reuse: Any = None) -> Tensor:
+    """Transposed 2-D convolution layer (TF1's ``tf.layers.conv2d_transpose``).
+
+    The kernel is ``[kh, kw, filters, in_channels]`` (variables
+    ``conv2d_transpose/kernel`` and ``conv2d_transpose/bias``).
+
+    Args:
+      inputs: a rank-4 tensor (NHWC for ``channels_last``).
+      filters: number of output channels.
+      kernel_size, strides: ints or pairs.
+      padding: ``"valid"`` or ``"same"``.
+      data_format: ``"channels_last"`` or ``"channels_first"``.
+      activation, use_bias, *_initializer, *_regularizer, *_constraint,
+        trainable, name, reuse: as for :func:`dense`.
+
+    Returns:
+      The output tensor: spatial dims ``in * stride`` (``"same"``) or
+      ``in * stride + max(kernel - stride, 0)`` (``"valid"``).
+    """
+    layer = Conv2DTranspose(filters, kernel_size, strides, padding, data_format, activation,
+                            use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                            bias_regularizer, activity_regularizer, kernel_constraint,
+                            bias_constraint, trainable, name, _reuse=reuse)
+    return layer(inputs)
+
+
 def max_pooling2d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                   data_format: str = "channels_last", name: str | None = None) -> Tensor:
     """2-D max pooling (TF1's ``tf.layers.max_pooling2d``)."""
@@ -556,7 +708,7 @@ def batch_normalization(inputs: Any, axis: int = -1, momentum: float = 0.99,
 
 
 __all__ = [
-    "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "Dropout", "Flatten", "Layer",
-    "MaxPooling2D", "average_pooling2d", "batch_normalization", "conv2d", "dense", "dropout",
-    "flatten", "max_pooling2d",
+    "AveragePooling2D", "BatchNormalization", "Conv2D", "Conv2DTranspose", "Dense", "Dropout",
+    "Flatten", "Layer", "MaxPooling2D", "average_pooling2d", "batch_normalization", "conv2d",
+    "conv2d_transpose", "dense", "dropout", "flatten", "max_pooling2d",
 ]

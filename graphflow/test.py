@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from graphflow.autodiff import gradients
-from graphflow.framework.graph import Tensor
+from graphflow.framework.graph import Tensor, convert_to_tensor
+from graphflow.framework.indexed_slices import IndexedSlices
 
 
 def _session_for(graph: Any) -> tuple[Any, bool]:
@@ -58,6 +59,8 @@ def compute_gradient(x: Any, x_shape: Sequence[int], y: Tensor, y_shape: Sequenc
     with y.graph.as_default():
         dy = placeholder(y.dtype, y_shape, name="compute_gradient_dy")
         (grad,) = gradients(y, [x], grad_ys=dy)
+        if isinstance(grad, IndexedSlices):
+            grad = convert_to_tensor(grad)  # a sparse gradient's dense Jacobian, as TF1's checker
     sess, own = _session_for(y.graph)
     try:
         if init_targets:

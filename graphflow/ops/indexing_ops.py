@@ -1,17 +1,29 @@
-"""Slicing and gathering: slice, strided_slice (``t[...]``), gather, gather_nd."""
+"""Slicing and gathering: slice, strided_slice (``t[...]``), gather, gather_nd, scatter_nd,
+unique, and the row updates of variables scatter_add / scatter_sub / scatter_update.
+
+gather's gradient with respect to ``params`` along axis 0 is an IndexedSlices
+(TF1's ``_GatherV2Grad``); other axes give a dense gradient.
+"""
 
 from __future__ import annotations
 
 import builtins
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from graphflow.framework import dtypes as _dt
 from graphflow.framework import errors
 from graphflow.framework.graph import Tensor
-from graphflow.framework.op_def import INJECTIVE, OPAQUE, OpDef, register, shape_error
+from graphflow.framework.op_def import (
+    INJECTIVE,
+    OPAQUE,
+    OpDef,
+    dtype_error,
+    register,
+    shape_error,
+)
 from graphflow.framework.tensor_shape import Dimension, TensorShape, unknown_shape
 from graphflow.ops import rules
 from graphflow.ops.array_ops import (
@@ -35,7 +47,8 @@ from graphflow.ops.array_ops import (
 from graphflow.ops.building import make, op_scope, to_tensor
 from graphflow.ops.constant_op import constant, constant_value, constant_value_as_shape
 
-__all__ = ["gather", "gather_nd", "scatter_nd", "slice", "slice_helper", "strided_slice"]
+__all__ = ["gather", "gather_nd", "scatter_add", "scatter_nd", "scatter_sub", "scatter_update",
+           "slice", "slice_helper", "strided_slice", "unique"]
 
 _PySlice = builtins.slice  # ``slice`` below is TF1's op function
 _INDEX_DTYPES = (_dt.int32, _dt.int64)
@@ -541,7 +554,8 @@ class GatherV2(OpDef):
 
     @staticmethod
     def grad(op, dy):
-        return [_gather_grad(op, dy), None, None]
+        sparse = _gather_grad_sparse(op, dy)
+        return [sparse if sparse is not None else _gather_grad(op, dy), None, None]
 
     def infer(self, op):
         params, indices, axis_t = op.inputs
@@ -719,6 +733,33 @@ def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: in
         return make("GatherNd", [p, i], name=scope)
 
 
+def _gather_grad_sparse(op: Any, dy: Tensor) -> Any:
+    """TF1's ``_GatherV2Grad`` for axis 0 without batch dims: an IndexedSlices, else None.
+
+    The gathered rows' gradients are ``dy`` reshaped to ``[size(indices)] +
+    params.shape[1:]``, at rows ``reshape(indices, [-1])`` of a tensor of
+    ``params``' shape: nothing params-sized is computed.
+    """
+    from graphflow.framework.indexed_slices import IndexedSlices
+    from graphflow.ops.array_ops import concat, shape, size
+
+    params, indices, axis_t = op.inputs
+    if op.get_attr("batch_dims") != 0 or _partial_scalar(axis_t) != 0:
+        return None
+    params_shape = shape(params)
+    pd = params.shape.values
+    if pd is not None and all(d is not None and d > 0 for d in pd[1:]):
+        tail: Any = list(pd[1:])
+        n = indices.shape.num_elements()
+        values_shape = _int_vector([-1 if n is None else n] + tail)
+    else:
+        tail = params_shape[1:]
+        values_shape = concat([reshape(size(indices), [1]), tail], 0)
+    values = reshape(dy, values_shape)
+    flat = reshape(indices, [-1])
+    return IndexedSlices(values, flat, params_shape)
+
+
 def _gather_grad(op: Any, dy: Tensor) -> Tensor:
     """The dense gradient of GatherV2 (TF1's ``_GatherV2Grad`` with its IndexedSlices summed).
 
@@ -889,3 +930,166 @@ def scatter_nd(indices: Any, updates: Any, shape: Any, name: str | None = None) 
             s = to_tensor(list(shape.as_list()) if isinstance(shape, TensorShape) else shape,
                           dtype=i.dtype, name="shape")
         return make("ScatterNd", [i, u, s], name=scope)
+
+
+# --- unique ---------------------------------------------------------------------------------
+class UniqueOutput(NamedTuple):
+    """The outputs of :func:`unique`: the distinct values and each input's position in them."""
+
+    y: Tensor
+    idx: Tensor
+
+
+@register
+class Unique(OpDef):
+    """The distinct elements ``y`` of a vector, in order of first occurrence, and ``idx``
+    with ``x == y[idx]``; attr ``out_idx`` is idx's dtype (TF1's Unique)."""
+
+    kind = OPAQUE
+    not_differentiable = True
+
+    def infer(self, op):
+        (x,) = op.inputs
+        _require_vector(x, "x")
+        return [(x.dtype, TensorShape([None])), (op.get_attr("out_idx"), x.shape)]
+
+    def reference(self, op, inputs, ctx):
+        (x,) = inputs
+        if x.ndim != 1:
+            raise _run_error(f"unique expects a 1D vector, got shape {list(x.shape)}")
+        _, first, inverse = np.unique(x, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # distinct values by first occurrence
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return [x[first[order]], rank[inverse.reshape(-1)].astype(op.get_attr("out_idx").np)]
+
+
+def unique(x: Any, out_idx: Any = _dt.int32, name: str | None = None) -> UniqueOutput:
+    """The distinct elements of a 1-D tensor, in order of first occurrence (TF1's ``tf.unique``).
+
+    Args:
+      x: a 1-D tensor.
+      out_idx: int32 or int64, the dtype of ``idx``.
+      name: op name.
+
+    Returns:
+      ``(y, idx)``: ``y`` the distinct values, ``idx`` of x's shape with
+      ``x[i] == y[idx[i]]``.
+    """
+    with op_scope(name, "Unique", [x]) as scope:
+        t = to_tensor(x, name="x")
+        y, idx = make("Unique", [t], {"out_idx": _dt.as_dtype(out_idx)}, name=scope)
+        return UniqueOutput(y, idx)
+
+
+# --- scatter updates of variables (TF1's ScatterAdd / ScatterSub / ScatterUpdate) ----------
+class _ScatterOp(OpDef):
+    """``ref[indices[i], ...] op= updates[i, ...]`` on a variable; returns its new value.
+
+    ``updates`` has shape ``indices.shape + ref.shape[1:]``. Repeated indices
+    accumulate for add and sub (TF1: "their contributions add"); for update the
+    last one wins. The variable's array is replaced, never mutated, as Assign does.
+    """
+
+    kind = OPAQUE
+    stateful = True
+    not_differentiable = True
+    ref_inputs = (0,)
+
+    def combine(self, rows: np.ndarray, idx: np.ndarray, updates: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def infer(self, op):
+        ref, indices, updates = op.inputs
+        if ref.op.type != "VariableV2":
+            raise dtype_error(f"input 'ref' must be a variable, got {ref.name} "
+                              f"(a {ref.op.type} output)")
+        rules.check_dtype(indices, _INDEX_DTYPES, "indices")
+        if updates.dtype is not ref.dtype:
+            raise dtype_error(f"updates {updates.name} has dtype {updates.dtype.name}, but "
+                              f"variable {ref.op.name} has {ref.dtype.name}")
+        rd, idd = ref.shape.values, indices.shape.values
+        if rd is not None and idd is not None:
+            if not rd:
+                raise shape_error(f"variable {ref.op.name} must be at least 1-D")
+            want = TensorShape(list(idd) + list(rd[1:]))
+            if not updates.shape.is_compatible_with(want):
+                raise shape_error(f"updates {updates.name} must have shape indices.shape + "
+                                  f"ref.shape[1:] = {want}, got {updates.shape}")
+        return [(ref.dtype, ref.shape)]
+
+    def reference(self, op, inputs, ctx):
+        ref, indices, updates = inputs
+        var = ref.read(op)
+        updates = np.asarray(updates)
+        if updates.shape != indices.shape + var.shape[1:]:
+            raise _run_error(f"updates must have shape indices.shape + ref.shape[1:] = "
+                             f"{list(indices.shape + var.shape[1:])}, got {list(updates.shape)}")
+        _gather_check(indices, var.shape[0])
+        flat = indices.reshape(-1).astype(np.int64)
+        new = np.array(var, copy=True)
+        self.combine(new, flat, updates.reshape((flat.size,) + var.shape[1:]))
+        ref.write(new)
+        return new
+
+
+@register
+class ScatterAdd(_ScatterOp):
+    def combine(self, rows, idx, updates):
+        np.add.at(rows, idx, updates)
+
+
+@register
+class ScatterSub(_ScatterOp):
+    def combine(self, rows, idx, updates):
+        np.subtract.at(rows, idx, updates)
+
+
+@register
+class ScatterUpdate(_ScatterOp):
+    def combine(self, rows, idx, updates):
+        rows[idx] = updates
+
+
+def _scatter(op_type: str, ref: Any, indices: Any, updates: Any, name: str | None) -> Tensor:
+    from graphflow.ops.state_ops import _ref_of
+
+    r = _ref_of(ref)
+    with op_scope(name, op_type, [r, indices, updates]) as scope:
+        i = to_tensor(indices, name="indices")
+        u = to_tensor(updates, dtype=r.dtype, name="updates")
+        return make(op_type, [r, i, u], {"use_locking": False}, name=scope)
+
+
+def scatter_add(ref: Any, indices: Any, updates: Any, use_locking: bool = False,
+                name: str | None = None) -> Tensor:
+    """Adds ``updates`` to rows ``indices`` of variable ``ref`` (TF1's ``tf.scatter_add``).
+
+    Args:
+      ref: a Variable (or its VariableV2 tensor) of rank >= 1.
+      indices: an int32/int64 tensor of row numbers; repeated rows accumulate.
+      updates: a tensor of shape ``indices.shape + ref.shape[1:]``.
+      use_locking: accepted for TF1 compatibility.
+      name: op name.
+
+    Returns:
+      The variable's new value, once the update has run.
+
+    Raises:
+      errors.InvalidArgumentError: at run time, for an index out of range.
+    """
+    return _scatter("ScatterAdd", ref, indices, updates, name)
+
+
+def scatter_sub(ref: Any, indices: Any, updates: Any, use_locking: bool = False,
+                name: str | None = None) -> Tensor:
+    """Subtracts ``updates`` from rows ``indices`` of variable ``ref`` (TF1's
+    ``tf.scatter_sub``); repeated rows accumulate. Arguments as :func:`scatter_add`."""
+    return _scatter("ScatterSub", ref, indices, updates, name)
+
+
+def scatter_update(ref: Any, indices: Any, updates: Any, use_locking: bool = True,
+                   name: str | None = None) -> Tensor:
+    """Sets rows ``indices`` of variable ``ref`` to ``updates`` (TF1's ``tf.scatter_update``);
+    for a repeated row the last update wins. Arguments as :func:`scatter_add`."""
+    return _scatter("ScatterUpdate", ref, indices, updates, name)

@@ -1978,11 +1978,118 @@ def _softmax_jvp(v: Tensor, logits: Tensor) -> Tensor:
     return math_ops.multiply(math_ops.subtract(v, _sum_keepdims(math_ops.multiply(v, s), -1)), s)
 
 
+# --- embeddings -----------------------------------------------------------------------
+def _clip_rows(rows: Tensor, ids: Tensor, max_norm: Any) -> Tensor:
+    """TF1's ``_clip``: each embedding (the dims after the ids' dims) clipped to ``max_norm``."""
+    from graphflow.ops.clip_ops import clip_by_norm
+
+    if max_norm is None:
+        return rows
+    ir, rr = ids.shape.ndims, rows.shape.ndims
+    if ir is None or rr is None:
+        raise errors.ShapeError(None, None, "embedding_lookup with max_norm needs the ranks of "
+                                            "ids and params known when the graph is built")
+    return clip_by_norm(rows, max_norm, axes=list(range(ir, rr)))
+
+
+def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod",
+                     name: str | None = None, validate_indices: bool = True,
+                     max_norm: Any = None) -> Tensor:
+    """Looks up rows ``ids`` of an embedding table (TF1's ``tf.nn.embedding_lookup``).
+
+    One table is a ``gather`` along axis 0: its gradient with respect to the
+    table is an :class:`~graphflow.IndexedSlices` holding only the looked-up
+    rows, which optimizers apply row by row, so no table-sized gradient is
+    ever computed. A list of tables is one table split by rows into shards:
+    with ``"mod"`` id ``i`` lives in shard ``i % n`` at row ``i // n``; with
+    ``"div"`` the ids are split into contiguous ranges (the first
+    ``total % n`` shards hold one more row).
+
+    Args:
+      params: a Tensor or Variable ``[vocab, d...]``, or a list of shards of
+        the same trailing dims.
+      ids: an int32/int64 Tensor of any shape, values in ``[0, vocab)``.
+      partition_strategy: ``"mod"`` or ``"div"``, for a list of shards.
+      name: scope name (default ``embedding_lookup``).
+      validate_indices: accepted for TF1 compatibility (ids are always checked).
+      max_norm: if given, embeddings with a larger L2 norm are scaled down to it.
+
+    Returns:
+      A Tensor of shape ``ids.shape + params.shape[1:]`` and params' dtype.
+
+    Raises:
+      ValueError: for no params, an unknown ``partition_strategy``, or shards
+        whose trailing dims differ.
+    """
+    from graphflow.ops.indexing_ops import gather
+
+    del validate_indices
+    if params is None or (isinstance(params, (list, tuple)) and not params):
+        raise ValueError("Need at least one param")
+    if partition_strategy not in ("mod", "div"):
+        raise ValueError(f"Unrecognized partition strategy: {partition_strategy}")
+    plist = list(params) if isinstance(params, (list, tuple)) else [params]
+    with op_scope(name, "embedding_lookup", plist + [ids]) as scope:
+        ps = [to_tensor(p, name="params") for p in plist]
+        ids_t = to_tensor(ids, name="ids")
+        rules.check_dtype(ids_t, LABEL_INTS, "ids")
+        if len(ps) == 1:
+            rows = gather(ps[0], ids_t, name=scope)
+            return array_ops.identity(_clip_rows(rows, ids_t, max_norm))
+        return array_ops.identity(_clip_rows(
+            _sharded_lookup(ps, ids_t, partition_strategy), ids_t, max_norm))
+
+
+def _sharded_lookup(ps: list[Tensor], ids: Tensor, strategy: str) -> Tensor:
+    """Rows of a table split into shards: each shard gathers its own ids (others masked).
+
+    Every shard's gradient stays an IndexedSlices (rows of other shards get zeros).
+    """
+    from graphflow.ops.indexing_ops import gather
+
+    tail = ps[0].shape.values
+    if tail is None:
+        raise errors.ShapeError(None, None, "embedding_lookup over several shards needs the "
+                                            "rank of params known when the graph is built")
+    for p in ps[1:]:
+        if p.shape.ndims != len(tail) or not TensorShape(tail[1:]).is_compatible_with(
+                p.shape.values[1:]):
+            raise errors.ShapeError(None, None, f"embedding_lookup: all shards must have the "
+                                                f"same trailing dims, got {ps[0].shape} and "
+                                                f"{p.shape}")
+    n = len(ps)
+    flat = array_ops.reshape(ids, [-1])
+    if strategy == "mod":
+        assign = flat % n
+        new_ids = flat // n
+    else:
+        sizes = [array_ops._dim_or_tensor(p, 0, ids.dtype) for p in ps]
+        total: Any = 0
+        for d in sizes:
+            total = d + total if isinstance(d, Tensor) else total + d
+        per = total // n
+        extras = total % n
+        assign = math_ops.maximum(flat // (per + 1), (flat - extras) // per)
+        new_ids = math_ops.where_v2(assign < extras, flat % (per + 1), (flat - extras) % per)
+    result = None
+    for k, p in enumerate(ps):
+        mine = math_ops.equal(assign, math_ops.cast(k, ids.dtype))
+        rows = gather(p, math_ops.where_v2(mine, new_ids, array_ops.zeros_like(new_ids)))
+        mask = array_ops.reshape(mine, [-1] + [1] * (len(tail) - 1))
+        part = math_ops.where_v2(mask, rows, array_ops.zeros_like(rows))
+        result = part if result is None else result + part
+    out_shape = array_ops.concat([array_ops.shape(ids), array_ops.shape(ps[0])[1:]], 0)
+    out = array_ops.reshape(result, out_shape)
+    if ids.shape.ndims is not None:
+        out.set_shape(TensorShape(list(ids.shape.values) + list(tail[1:])))
+    return out
+
+
 __all__ = [
     "relu", "relu6", "elu", "selu", "softplus", "softsign", "leaky_relu", "gelu",
     "softmax", "log_softmax", "bias_add", "l2_loss",
     "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits",
     "conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_transpose",
-    "max_pool", "avg_pool", "dropout", "moments", "batch_normalization",
+    "max_pool", "avg_pool", "dropout", "moments", "batch_normalization", "embedding_lookup",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graphflow.framework.graph import Graph, Operation, Tensor
+from graphflow.framework.indexed_slices import IndexedSlices, IndexedSlicesValue
 
 
 def flatten_fetches(graph: Graph, fetches: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
@@ -13,8 +14,9 @@ def flatten_fetches(graph: Graph, fetches: Any) -> tuple[list[Any], Callable[[li
 
     Args:
       graph: the session's graph.
-      fetches: a Tensor, Operation, Variable, tensor/op name, or any nesting of
-        list, tuple, namedtuple and dict of these.
+      fetches: a Tensor, Operation, Variable, tensor/op name, IndexedSlices
+        (fetched as an ``IndexedSlicesValue``), or any nesting of list, tuple,
+        namedtuple and dict of these.
 
     Returns:
       ``(elements, rebuild)``: ``rebuild(values)`` maps values (one per element)
@@ -49,6 +51,12 @@ def flatten_fetches(graph: Graph, fetches: Any) -> tuple[list[Any], Callable[[li
             builders = [build(v) for v in f]
             ctor = type(f)
             return lambda vals: ctor(b(vals) for b in builders)
+        if isinstance(f, IndexedSlices):
+            parts = [build(f.values), build(f.indices)]
+            if f.dense_shape is not None:
+                parts.append(build(f.dense_shape))
+            return lambda vals: IndexedSlicesValue(*(b(vals) for b in parts),
+                                                   *([None] * (3 - len(parts))))
         try:
             el = graph.as_graph_element(f)
         except TypeError as e:

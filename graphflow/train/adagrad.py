@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphflow.framework.graph import Operation, Tensor
+from graphflow.framework.indexed_slices import IndexedSlices
 from graphflow.ops import training_ops
 from graphflow.ops.state_ops import Variable
 from graphflow.train.optimizer import Optimizer, _cast_like
@@ -14,7 +15,8 @@ class AdagradOptimizer(Optimizer):
     """Adagrad: ``accum += grad^2``; ``var -= learning_rate * grad / sqrt(accum)``.
 
     The accumulator is the slot ``"accumulator"`` (variable ``<var>/Adagrad``),
-    starting at ``initial_accumulator_value``.
+    starting at ``initial_accumulator_value``. A sparse gradient updates only its
+    rows (``SparseApplyAdagrad``).
 
     Args:
       learning_rate: a float, a scalar Tensor or a callable returning one.
@@ -47,3 +49,9 @@ class AdagradOptimizer(Optimizer):
         acc = self.get_slot(var, "accumulator")
         return training_ops.apply_adagrad(var, acc, _cast_like(self._learning_rate_tensor, var),
                                           grad, use_locking=self._use_locking).op
+
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
+        acc = self.get_slot(var, "accumulator")
+        return training_ops.sparse_apply_adagrad(
+            var, acc, _cast_like(self._learning_rate_tensor, var), grad.values, grad.indices,
+            use_locking=self._use_locking).op

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphflow.framework.graph import Operation, Tensor
+from graphflow.framework.indexed_slices import IndexedSlices
 from graphflow.ops import training_ops
 from graphflow.ops.state_ops import Variable
 from graphflow.train.optimizer import Optimizer, _cast_like
@@ -16,6 +17,7 @@ class MomentumOptimizer(Optimizer):
     ``accum = momentum * accum + grad``; ``var -= learning_rate * accum``. With
     ``use_nesterov``: ``var -= learning_rate * (grad + momentum * accum)``.
     The accumulator is the slot ``"momentum"`` (variable ``<var>/Momentum``).
+    A sparse gradient updates only its rows of both (``SparseApplyMomentum``).
 
     Args:
       learning_rate: a float, a scalar Tensor or a callable returning one.
@@ -44,5 +46,12 @@ class MomentumOptimizer(Optimizer):
         mom = self.get_slot(var, "momentum")
         return training_ops.apply_momentum(
             var, mom, _cast_like(self._learning_rate_tensor, var), grad,
+            _cast_like(self._momentum_tensor, var), use_locking=self._use_locking,
+            use_nesterov=self._use_nesterov).op
+
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
+        mom = self.get_slot(var, "momentum")
+        return training_ops.sparse_apply_momentum(
+            var, mom, _cast_like(self._learning_rate_tensor, var), grad.values, grad.indices,
             _cast_like(self._momentum_tensor, var), use_locking=self._use_locking,
             use_nesterov=self._use_nesterov).op

@@ -5,6 +5,11 @@ to the variables) + ``apply_gradients`` (one update op per variable, from the
 subclass's ``_apply_dense``, grouped into the returned train op). Everything
 is added to the user's graph, where it can be inspected, saved and rendered.
 
+A sparse gradient (an :class:`~graphflow.IndexedSlices`, e.g. of an embedding
+table) is applied with ``_apply_sparse_duplicate_indices``: by default its
+duplicate rows are summed (``Unique`` + ``UnsortedSegmentSum`` over the gathered
+rows only) and ``_apply_sparse`` updates just those rows, as TF1 does.
+
 Graph layout, as TF1 builds it for ``AdamOptimizer().minimize(loss)``::
 
     gradients/...                     the gradient ops
@@ -28,6 +33,7 @@ from graphflow.framework.graph import (
     convert_to_tensor,
     get_default_graph,
 )
+from graphflow.framework.indexed_slices import IndexedSlices
 from graphflow.ops.building import op_scope
 from graphflow.ops.control_flow_ops import group
 from graphflow.ops.control_flow_ops import tuple as _tuple
@@ -209,7 +215,7 @@ class Optimizer:
                           colocate_gradients_with_ops=colocate_gradients_with_ops)
         if gate_gradients == self.GATE_GRAPH:
             with loss.graph.as_default():
-                grads = _tuple(grads)
+                grads = _gated(grads)
         grads_and_vars = list(zip(grads, var_list))
         self._assert_valid_dtypes([v for g, v in grads_and_vars if g is not None])
         return grads_and_vars
@@ -229,16 +235,17 @@ class Optimizer:
           An Operation applying the gradients (and incrementing ``global_step``).
 
         Raises:
-          TypeError: if a gradient is not a Tensor or None.
+          TypeError: if a gradient is not a Tensor, IndexedSlices or None.
           ValueError: if ``grads_and_vars`` is empty or has no gradient at all.
           NotImplementedError: for a variable that is not a ``gf.Variable``.
+          RuntimeError: for a sparse gradient of a variable with a constraint.
         """
         grads_and_vars = tuple(grads_and_vars)
         if not grads_and_vars:
             raise ValueError("No variables provided.")
         converted = []
         for g, v in grads_and_vars:
-            if g is not None:
+            if g is not None and not isinstance(g, IndexedSlices):
                 try:
                     g = convert_to_tensor(g)
                 except (TypeError, ValueError):
@@ -274,7 +281,12 @@ class Optimizer:
                 train_ops.append(apply_updates)
         return apply_updates
 
-    def _update(self, grad: Tensor, var: Variable) -> Operation:
+    def _update(self, grad: Tensor | IndexedSlices, var: Variable) -> Operation:
+        if isinstance(grad, IndexedSlices):
+            if var.constraint is not None:
+                raise RuntimeError("Cannot use a constraint function on a sparse variable.")
+            op = self._apply_sparse_duplicate_indices(grad, var)
+            return op.op if isinstance(op, Tensor) else op
         op = self._apply_dense(grad, var)
         if isinstance(op, Tensor):
             op = op.op
@@ -344,6 +356,19 @@ class Optimizer:
         """Adds the op that applies ``grad`` to ``var``."""
         raise NotImplementedError
 
+    def _apply_sparse_duplicate_indices(self, grad: IndexedSlices, var: Variable) -> Any:
+        """Sums the rows of ``grad`` that share an index, then calls ``_apply_sparse``.
+
+        Subclasses whose update is linear in the gradient (gradient descent)
+        override this to skip the summing.
+        """
+        values, indices = _deduplicate_indexed_slices(grad.values, grad.indices)
+        return self._apply_sparse(IndexedSlices(values, indices, grad.dense_shape), var)
+
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Any:
+        """Adds the op that applies ``grad`` (distinct indices) to rows of ``var``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot apply sparse gradients")
+
     def _finish(self, update_ops: list[Operation], name_scope: str) -> Operation:
         """Groups the update ops into the op called ``name_scope``."""
         return group(*update_ops, name=name_scope)
@@ -365,6 +390,36 @@ class Optimizer:
             if dtype not in _VALID_DTYPES:
                 raise ValueError(f"Invalid type {dtype.name} for {t.name}, expected: "
                                  f"{[d.name for d in _VALID_DTYPES]}.")
+
+
+def _deduplicate_indexed_slices(values: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
+    """``(summed_values, unique_indices)``: rows of ``values`` with equal indices summed
+    (TF1's helper of that name); only ``len(unique_indices)`` rows are computed."""
+    from graphflow.ops.array_ops import shape
+    from graphflow.ops.indexing_ops import unique
+    from graphflow.ops.segment_ops import unsorted_segment_sum
+
+    unique_indices, new_index_positions = unique(indices)
+    summed = unsorted_segment_sum(values, new_index_positions, shape(unique_indices)[0])
+    return summed, unique_indices
+
+
+def _gated(grads: list[Any]) -> list[Any]:
+    """``gf.tuple`` over gradients, IndexedSlices included (their parts are gated)."""
+    flat: list[Any] = []
+    for g in grads:
+        if isinstance(g, IndexedSlices):
+            flat.extend([g.values, g.indices])
+        else:
+            flat.append(g)
+    gated = iter(_tuple(flat))
+    out: list[Any] = []
+    for g in grads:
+        if isinstance(g, IndexedSlices):
+            out.append(IndexedSlices(next(gated), next(gated), g.dense_shape))
+        else:
+            out.append(next(gated))
+    return out
 
 
 def _cast_like(t: Tensor, var: Variable) -> Tensor:

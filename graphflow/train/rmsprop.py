@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphflow.framework.graph import Operation, Tensor
+from graphflow.framework.indexed_slices import IndexedSlices
 from graphflow.ops import training_ops
 from graphflow.ops.state_ops import Variable
 from graphflow.train.optimizer import Optimizer, _cast_like
@@ -20,7 +21,8 @@ class RMSPropOptimizer(Optimizer):
     With ``centered``, ``mg = decay * mg + (1 - decay) * grad`` is also kept and
     the denominator is ``sqrt(ms - mg^2 + epsilon)``. Slots: ``"rms"``
     (initialised to ones, variable ``<var>/RMSProp``), ``"mg"`` if centred,
-    and ``"momentum"``.
+    and ``"momentum"``. A sparse gradient updates only its rows of the variable
+    and the slots (``SparseApplyRMSProp``), as TF1 does.
 
     Args:
       learning_rate: a float, a scalar Tensor or a callable returning one.
@@ -66,3 +68,16 @@ class RMSPropOptimizer(Optimizer):
                 var, mg, rms, mom, *hyper, grad, use_locking=self._use_locking).op
         return training_ops.apply_rms_prop(var, rms, mom, *hyper, grad,
                                            use_locking=self._use_locking).op
+
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
+        rms = self.get_slot(var, "rms")
+        mom = self.get_slot(var, "momentum")
+        hyper = [_cast_like(t, var) for t in (self._learning_rate_tensor, self._decay_tensor,
+                                              self._momentum_tensor, self._epsilon_tensor)]
+        if self._centered:
+            mg = self.get_slot(var, "mg")
+            return training_ops.sparse_apply_centered_rms_prop(
+                var, mg, rms, mom, *hyper, grad.values, grad.indices,
+                use_locking=self._use_locking).op
+        return training_ops.sparse_apply_rms_prop(var, rms, mom, *hyper, grad.values,
+                                                  grad.indices, use_locking=self._use_locking).op
