@@ -284,3 +284,9 @@ def test_tf1_config_objects_are_accepted():
         md = gf.RunMetadata()
         assert s.run(c, options=gf.RunOptions(trace_level=gf.RunOptions.FULL_TRACE),
                      run_metadata=md) == 1.0
+
+
+def test_session_graph_def():
+    gf.constant(1.0, name="c")
+    with gf.Session() as s:
+        assert [n.name for n in s.graph_def.node] == ["c"]

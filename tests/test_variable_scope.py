@@ -164,3 +164,13 @@ def test_qr_op_reconstructs_its_input():
     qv, rv = run([q, r])
     np.testing.assert_allclose(qv @ rv, a, atol=1e-12)
     assert q.shape.as_list() == [5, 3] and r.shape.as_list() == [3, 3]
+
+
+def test_default_names_skip_names_taken_explicitly():
+    with gf.variable_scope("dense_1"):
+        gf.get_variable("kernel", [1])
+    names = []
+    for _ in range(2):
+        with gf.variable_scope(None, default_name="dense"):
+            names.append(gf.get_variable("kernel", [1]).op.name)
+    assert names == ["dense/kernel", "dense_2/kernel"]

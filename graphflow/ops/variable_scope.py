@@ -303,8 +303,12 @@ def variable_scope(name_or_scope: Any, default_name: str | None = None, values: 
             prefix = f"{parent.name}/" if parent.name else ""
             key = prefix + default_name
             n = st.counts.get(key, 0)
-            st.counts[key] = n + 1
             local = default_name if n == 0 else f"{default_name}_{n}"
+            # Skip names an explicit scope already took (TF1 checks this too).
+            while n and prefix + local in st.counts:
+                n += 1
+                local = f"{default_name}_{n}"
+            st.counts[key] = n + 1
         else:
             local = str(name_or_scope)
         full = f"{parent.name}/{local}" if parent.name else local

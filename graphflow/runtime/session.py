@@ -98,6 +98,11 @@ class Session:
         return self._graph
 
     @property
+    def graph_def(self) -> Any:
+        """The session graph as a GraphDef (TF1's ``Session.graph_def``)."""
+        return self._graph.as_graph_def()
+
+    @property
     def backend(self) -> str:
         return self._backend
 
