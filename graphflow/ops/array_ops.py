@@ -1028,6 +1028,27 @@ def tile(input: Any, multiples: Any, name: str | None = None) -> Tensor:
 
 
 # --- pad ----------------------------------------------------------------------------
+def _padding_rows(x: Tensor, p: Tensor) -> tuple[int | None, list[list[int | None]]]:
+    """Checks an int ``[rank, 2]`` paddings input against ``x``; returns the rank (None
+    if unknown) and what is known of each ``[before, after]`` row (None entries unknown)."""
+    rules.check_dtype(p, _INDEX_DTYPES, "paddings")
+    ps = p.shape.values
+    if ps is not None and (len(ps) != 2 or ps[1] not in (None, 2)):
+        raise shape_error(f"paddings must be a matrix with 2 columns, got shape {p.shape}")
+    r = x.shape.ndims
+    n = ps[0] if ps is not None else None
+    if r is not None and n is not None and n != r:
+        raise shape_error(f"The first dimension of paddings must be the rank of the input "
+                          f"{x.name}: paddings has shape {p.shape}, input shape {x.shape}")
+    r = r if r is not None else n
+    if r is None:
+        return None, []
+    pv = _partial_value(p)
+    rows = pv.tolist() if pv is not None and pv.shape == (r, 2) else [[None, None]] * r
+    return r, rows
+
+
+# --- pad ----------------------------------------------------------------------------
 class _PadBase(OpDef):
     """Shared rule of Pad, PadV2 and MirrorPad: input 1 is an int ``[rank, 2]`` paddings."""
 
@@ -1039,20 +1060,9 @@ class _PadBase(OpDef):
 
     def infer(self, op):
         x, p = op.inputs[:2]
-        rules.check_dtype(p, _INDEX_DTYPES, "paddings")
-        ps = p.shape.values
-        if ps is not None and (len(ps) != 2 or ps[1] not in (None, 2)):
-            raise shape_error(f"paddings must be a matrix with 2 columns, got shape {p.shape}")
-        r = x.shape.ndims
-        n = ps[0] if ps is not None else None
-        if r is not None and n is not None and n != r:
-            raise shape_error(f"The first dimension of paddings must be the rank of the input "
-                              f"{x.name}: paddings has shape {p.shape}, input shape {x.shape}")
-        r = r if r is not None else n
+        r, rows = _padding_rows(x, p)
         if r is None:
             return [(x.dtype, unknown_shape())]
-        pv = _partial_value(p)
-        rows = pv.tolist() if pv is not None and pv.shape == (r, 2) else [[None, None]] * r
         dims = x.shape.values or (None,) * r
         limit = self.limit(op)
         out = []
@@ -1172,20 +1182,9 @@ class MirrorPadGrad(OpDef):
 
     def infer(self, op):
         g, p = op.inputs
-        rules.check_dtype(p, _INDEX_DTYPES, "paddings")
-        ps = p.shape.values
-        if ps is not None and (len(ps) != 2 or ps[1] not in (None, 2)):
-            raise shape_error(f"paddings must be a matrix with 2 columns, got shape {p.shape}")
-        r = g.shape.ndims
-        n = ps[0] if ps is not None else None
-        if r is not None and n is not None and n != r:
-            raise shape_error(f"paddings has shape {p.shape} but the input {g.name} has rank "
-                              f"{r}")
-        r = r if r is not None else n
+        r, rows = _padding_rows(g, p)
         if r is None:
             return [(g.dtype, unknown_shape())]
-        pv = _partial_value(p)
-        rows = pv.tolist() if pv is not None and pv.shape == (r, 2) else [[None, None]] * r
         limit = 1 if op.get_attr("mode") == "REFLECT" else 0
         out = []
         for i, (d, (lo, hi)) in enumerate(zip(g.shape.values or (None,) * r, rows)):
