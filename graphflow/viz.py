@@ -98,6 +98,7 @@ class _Node:
     label: str         # an HTML-like label body (already escaped)
     tooltip: str       # plain text (escaped on emission)
     cluster: tuple[str, ...]
+    fill: str | None = None  # overrides the kind's fill (the profiled view's heat)
 
 
 @dataclass
@@ -329,7 +330,14 @@ def _graph_view(graph: Graph, fetches: Any, max_depth: int | None, edge_labels: 
 
 
 # --- view -> DOT --------------------------------------------------------------------------
-def _plan_view(plan: Any, edge_labels: bool) -> _View:
+def _heat(fraction: float) -> str:
+    """A fill from pale yellow (little time) to red (the slowest op)."""
+    f = min(max(fraction, 0.0), 1.0)
+    r, g, b = 255, int(245 - 175 * f), int(200 - 170 * f)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _plan_view(plan: Any, edge_labels: bool, run_metadata: Any = None) -> _View:
     """The compiled view: each kernel step of a Plan as one cluster of the ops it fused.
 
     Ops outside every step (feeds, constants, variables) are drawn at the top
@@ -340,6 +348,8 @@ def _plan_view(plan: Any, edge_labels: bool) -> _View:
 
     view = _View()
     program = plan.program
+    times = run_metadata.time_by_op_name() if run_metadata is not None else {}
+    slowest = max(times.values(), default=0.0) or 1.0
     cluster_of: dict[int, tuple[str, ...]] = {}
     library: set[int] = set()
     for i, step in enumerate(plan.steps):
@@ -372,8 +382,14 @@ def _plan_view(plan: Any, edge_labels: bool) -> _View:
         label = f"<B>{_html(n.type)}</B>"
         if n.name and n.name != n.type:
             label += f'<BR/><FONT POINT-SIZE="9" COLOR="#4a4a4a">{_html(n.name)}</FONT>'
-        view.nodes.append(_Node(f"n{n.id}", kind, label, f"{n.name} ({n.type})",
-                                cluster_of.get(n.id, ())))
+        tooltip, fill = f"{n.name} ({n.type})", None
+        seconds = times.get(n.name)
+        if seconds is not None:
+            label += f'<BR/><FONT POINT-SIZE="9">{seconds * 1e6:.0f} \u00b5s</FONT>'
+            tooltip += f": {seconds * 1e6:.1f} us in the profiled run"
+            fill = _heat(seconds / slowest)
+        view.nodes.append(_Node(f"n{n.id}", kind, label, tooltip, cluster_of.get(n.id, ()),
+                                fill))
         for src, index in n.inputs:
             text = None
             if edge_labels:
@@ -422,8 +438,10 @@ def _emit(view: _View, rankdir: str, name: str) -> graphviz.Digraph:
             fill(child, indent + "\t")
             body.append(f"{indent}}}\n")
         for node in nodes_in.get(path, ()):
+            heat = f' fillcolor="{node.fill}"' if node.fill else ""
             body.append(f"{indent}{node.id} [label={quote(f'<{node.label}>')} "
-                        f"tooltip={quote(_esc_tooltip(node.tooltip))} {node_styles[node.kind]}]\n")
+                        f"tooltip={quote(_esc_tooltip(node.tooltip))} "
+                        f"{node_styles[node.kind]}{heat}]\n")
 
     fill((), "\t")
     for edge in view.edges:
@@ -440,7 +458,7 @@ def _emit(view: _View, rankdir: str, name: str) -> graphviz.Digraph:
 def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
            max_depth: int | None = None, *, edge_labels: bool = True,
            full_names: bool = False, rankdir: str = "TB",
-           name: str = "graphflow") -> graphviz.Digraph:
+           name: str = "graphflow", run_metadata: Any = None) -> graphviz.Digraph:
     """Draws a graph as DOT, like TensorBoard's graph view.
 
     Each op is a node showing its type and name, styled by what it is:
@@ -469,6 +487,9 @@ def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
         enclosing cluster.
       rankdir: Graphviz layout direction: "TB", "BT", "LR" or "RL".
       name: the DOT graph's name.
+      run_metadata: for the compiled view, a ``gf.RunMetadata`` from a traced
+        run of the same fetches: ops are labelled with and coloured by their
+        measured time (a fused kernel's time is split evenly among its ops).
 
     Returns:
       A ``graphviz.Digraph``; ``.source`` is the DOT text.
@@ -495,7 +516,7 @@ def to_dot(graph_or_plan: Graph | None = None, fetches: Any = None,
     if isinstance(graph_or_plan, Graph):
         view = _graph_view(graph_or_plan, fetches, max_depth, edge_labels, full_names)
     elif isinstance(graph_or_plan, Plan):
-        view = _plan_view(graph_or_plan, edge_labels)
+        view = _plan_view(graph_or_plan, edge_labels, run_metadata)
     else:
         hint = ""
         if isinstance(graph_or_plan, (Tensor, Operation)) or hasattr(

@@ -15,6 +15,7 @@ Both favour clarity and exact NumPy semantics over speed.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -214,8 +215,13 @@ class PlanExecutable:
                     None, None, f"The reference backend cannot run a {type(s).__name__} yet")
             self._kernels.append(_CompiledKernel(s))
 
-    def run(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
-        """Runs the plan; returns one value per fetched tensor (variables read at the end)."""
+    def run(self, feeds: dict[Tensor, np.ndarray], state: RunState,
+            trace: list[Any] | None = None) -> list[Any]:
+        """Runs the plan; returns one value per fetched tensor (variables read at the end).
+
+        With ``trace`` (a list), appends ``(step, kernel, start, end)`` per step, times
+        from ``time.perf_counter``; untraced runs pay nothing for it.
+        """
         plan = self.plan
         env = list(self._template)
         for t, b in plan.inputs:
@@ -223,8 +229,15 @@ class PlanExecutable:
         for b, node in plan.variables:
             env[b] = VarRef(state.variables, node.ref_op())
         with np.errstate(all="ignore"):
-            for k in self._kernels:
-                k.run(env, state)
+            if trace is None:
+                for k in self._kernels:
+                    k.run(env, state)
+            else:
+                clock = time.perf_counter
+                for step, k in zip(plan.steps, self._kernels):
+                    start = clock()
+                    k.run(env, state)
+                    trace.append((step, k, start, clock()))
         out = []
         for (node, _), b in zip(plan.program.outputs, plan.outputs):
             v = env[b]

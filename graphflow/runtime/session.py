@@ -161,7 +161,9 @@ class Session:
             namedtuple/dict of them. Operations give None.
           feed_dict: maps tensors (any tensor, not only placeholders), their
             names, or Variables' tensors to values that replace them.
-          options, run_metadata: accepted for TF1 compatibility.
+          options: a ``gf.RunOptions``; a ``trace_level`` above NO_TRACE with a
+            ``run_metadata`` records per-kernel times (compiled backends).
+          run_metadata: a ``gf.RunMetadata`` to fill when tracing.
 
         Returns:
           NumPy values with the structure of ``fetches``.
@@ -186,7 +188,12 @@ class Session:
                 if len(self._cache) > _MAX_CACHED_PLANS:
                     self._cache.clear()
                 self._cache[key] = exe
-            values = exe.run(feeds, self._state)
+            if _tracing(options, run_metadata) and not isinstance(exe, ReferenceExecutable):
+                trace: list[Any] = []
+                values = exe.run(feeds, self._state, trace=trace)
+                run_metadata.step_stats = _step_stats(exe.plan, trace)
+            else:
+                values = exe.run(feeds, self._state)
         by_el: dict[int, Any] = {}
         for t, v in zip(tensors, values):
             by_el[id(t)] = _to_result(v)
@@ -283,3 +290,20 @@ def _to_result(v: Any) -> Any:
     if arr.ndim == 0:
         return arr[()]
     return arr
+
+
+def _tracing(options: Any, run_metadata: Any) -> bool:
+    return run_metadata is not None and getattr(options, "trace_level", 0) > 0
+
+
+def _step_stats(plan: Any, trace: list[Any]) -> list[Any]:
+    from graphflow.runtime.config import StepStats
+
+    index = {id(s): i for i, s in enumerate(plan.steps)}
+    out = []
+    for step, kernel, start, end in trace:
+        nodes = step.nodes
+        out.append(StepStats(index[id(step)], nodes[0].name if nodes else "",
+                             [n.type for n in nodes], [n.name for n in nodes],
+                             type(kernel).__name__ != "_CompiledKernel", start, end - start))
+    return out
