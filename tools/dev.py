@@ -121,8 +121,28 @@ def install_hash() -> str:
     return digest.hexdigest()
 
 
+def ensure_dot() -> None:
+    """Install Graphviz's ``dot`` (graph images) where that needs no prompt: as root with apt.
+
+    Anywhere else, say how to get it; everything but rendering images works without it.
+    """
+    if shutil.which("dot"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        step("installing Graphviz's dot for graph images (apt-get install graphviz)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if run(["apt-get", "update", "-qq"], env=env, quiet=True) == 0 and run(
+                ["apt-get", "install", "-y", "-qq", "graphviz"], env=env, quiet=True) == 0:
+            return
+        step("warning: could not install graphviz; rendering images will say what is missing")
+        return
+    step("note: Graphviz's dot is not installed; graph images need it "
+         "(e.g. sudo apt-get install graphviz, or brew install graphviz)")
+
+
 def ensure_installed() -> int:
     """Make sure graphflow is installed in ``.venv`` (editable, with extras); return 0 if so."""
+    ensure_dot()
     code = ensure_venv()
     if code != 0:
         return code
