@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 
 import graphflow as gf
 
-pytest.importorskip("numba")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _kernel_cache_dir(tmp_path_factory):

@@ -10,11 +10,11 @@ Run with -s to see the measured figures and the speed ratio against libm.
 import math
 import time
 
+import numba
 import numpy as np
 import pytest
 
-numba = pytest.importorskip("numba")
-fm = pytest.importorskip("graphflow.kernels.cpu.fastmath")
+import graphflow.kernels.cpu.fastmath as fm
 
 L = np.longdouble
 

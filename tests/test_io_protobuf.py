@@ -13,15 +13,15 @@ import pathlib
 import subprocess
 import sys
 
+import google.protobuf  # noqa: F401  (dev extra; a missing one must fail, not skip)
 import numpy as np
 import pytest
+
+from grpc_tools import protoc
 
 import graphflow as gf
 from graphflow.io import messages as m
 from graphflow.io.wire import serialize_chunks
-
-protoc = pytest.importorskip("grpc_tools.protoc")
-pytest.importorskip("google.protobuf")
 
 PROTO = pathlib.Path(gf.io.__file__).parent / "graphflow.proto"
 
