@@ -16,7 +16,6 @@ import sys
 import google.protobuf  # noqa: F401  (dev extra; a missing one must fail, not skip)
 import numpy as np
 import pytest
-
 from grpc_tools import protoc
 
 import graphflow as gf
