@@ -257,3 +257,20 @@ def test_two_processes_fill_one_cache_at_once(tmp_path):
         assert json.loads(out.strip().splitlines()[-1])["ok"]
     assert not list((tmp_path / "kernels").glob("*.tmp"))
     assert _child(tmp_path)["cache_misses"] == 0
+
+
+def test_fast_math_session_option_selects_libm(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    x = gf.placeholder(gf.float32, [None], name="x")
+    y = gf.tanh(x) * gf.exp(-x) + gf.nn.softplus(x)
+    xv = np.linspace(-20, 20, 101, dtype=np.float32)
+    with gf.Session(backend="reference") as s:
+        want = s.run(y, {x: xv})
+    sources = {}
+    for fast in (True, False):
+        with gf.Session(backend="cpu", fast_math=fast) as s:
+            got = s.run(y, {x: xv})
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+        sources[fast] = "\n".join(p.read_text() for p in (tmp_path / "cache").rglob("gf_*.py"))
+    assert "import FASTMATH as _TABLE" in sources[True]
+    assert "import LIBM as _TABLE" in sources[False]

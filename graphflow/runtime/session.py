@@ -66,6 +66,9 @@ class Session:
         groups as generated Numba loops (kernels cached on disk) and the rest
         like ``"reference"``.
       device: where compiled backends run; unused by the reference backend.
+      fast_math: for ``backend="cpu"``: True (the default) uses graphflow's
+        vectorisable exp/log/tanh/... in generated kernels, False uses libm
+        (``GRAPHFLOW_MATH=libm`` changes the default).
       optimizer_options: compiler passes to switch, e.g.
         ``{"constant_folding": False}`` or ``{"default": False}`` (all optional
         passes off); see :class:`graphflow.compiler.CompilerOptions`.
@@ -76,7 +79,7 @@ class Session:
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
                  backend: str = "reference", device: str | None = None,
-                 optimizer_options: Any = None) -> None:
+                 optimizer_options: Any = None, fast_math: bool | None = None) -> None:
         if target:
             raise ValueError(f"graphflow runs in-process; target must be empty, got {target!r}")
         if backend not in BACKENDS:
@@ -84,6 +87,7 @@ class Session:
         self._graph = graph or get_default_graph()
         self._config = config
         self._backend = backend
+        self._fast_math = fast_math
         self._device = device
         self._compiler_options = compiler.CompilerOptions.make(config, optimizer_options)
         self._state = RunState()
@@ -207,7 +211,7 @@ class Session:
         if self._backend == "cpu":
             from graphflow.kernels.cpu import CpuExecutable
 
-            return CpuExecutable(plan)
+            return CpuExecutable(plan, fast_math=self._fast_math)
         return PlanExecutable(plan)
 
     def _convert_feeds(self, feed_dict: dict | None) -> dict[Tensor, np.ndarray]:
@@ -273,8 +277,8 @@ class InteractiveSession(Session):
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
                  backend: str = "reference", device: str | None = None,
-                 optimizer_options: Any = None) -> None:
-        super().__init__(target, graph, config, backend, device, optimizer_options)
+                 optimizer_options: Any = None, fast_math: bool | None = None) -> None:
+        super().__init__(target, graph, config, backend, device, optimizer_options, fast_math)
         self._ctx = self.as_default()
         self._ctx.__enter__()
 

@@ -26,8 +26,10 @@ __all__ = ["CpuExecutable", "FusedKernel"]
 class FusedKernel:
     """One elementwise fusion group run as one generated Numba loop over its output."""
 
-    def __init__(self, step: KernelStep, body: list[str], fallback: _CompiledKernel) -> None:
+    def __init__(self, step: KernelStep, body: list[str], fallback: _CompiledKernel,
+                 fast_math: bool = codegen.DEFAULT_FAST_MATH) -> None:
         self.step = step
+        self.fast_math = fast_math
         self.body = body
         self.fallback = fallback
         self.in_buffers = list(step.in_buffers)
@@ -57,7 +59,7 @@ class FusedKernel:
         fn = self._fns.get(key)
         if fn is None:
             src = codegen.kernel_source(self.body, len(self.in_buffers), len(self.out_buffers),
-                                        rank)
+                                        rank, self.fast_math)
             fn = self._fns[key] = cache.load_kernel(src, f"{rank}:{dtypes}")
         return fn
 
@@ -101,18 +103,25 @@ class FusedKernel:
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
+    Args:
+      plan: the compiled plan.
+      fast_math: use graphflow's vectorisable math functions (True) or libm
+        (False); None takes the default (GRAPHFLOW_MATH=libm selects libm).
+
     Attributes:
       fused: the steps that run as generated kernels.
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, fast_math: bool | None = None) -> None:
         super().__init__(plan)
+        if fast_math is None:
+            fast_math = codegen.DEFAULT_FAST_MATH
         self.fused: list[FusedKernel] = []
         steps = [s for s in plan.steps if isinstance(s, KernelStep)]
         for k, (step, ref) in enumerate(zip(steps, self._kernels)):
             body = lower_step(step)
             if body is not None:
-                fk = FusedKernel(step, body, ref)
+                fk = FusedKernel(step, body, ref, fast_math)
                 self._kernels[k] = fk
                 self.fused.append(fk)
 

@@ -42,7 +42,8 @@ _INT_FUNCS = {"abs": "np.abs", "sign": "_sign", "max": "_max", "min": "_min"}
 # vectorising a fused loop (tanh alone was 6x slower than NumPy's). GRAPHFLOW_MATH=libm
 # falls back to libm (the kernels' source differs, so the two never share cache entries).
 _FAST = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf")
-MATH_TABLE = "LIBM" if os.environ.get("GRAPHFLOW_MATH", "").lower() == "libm" else "FASTMATH"
+# The default for sessions that do not choose (Session(fast_math=...) overrides it).
+DEFAULT_FAST_MATH = os.environ.get("GRAPHFLOW_MATH", "").lower() != "libm"
 _FLOAT_FUNCS_BY_DTYPE = {
     width: {**_FLOAT_FUNCS, **{f: f"_{f}{width}" for f in _FAST}} for width in ("32", "64")}
 
@@ -113,7 +114,8 @@ def _softplus(x):
 # hash is part of every kernel's source, and so of the kernel cache key.
 _FASTMATH_HASH = hashlib.sha256(
     (pathlib.Path(__file__).parent / "fastmath.py").read_bytes()).hexdigest()[:16]
-PRELUDE = f"# fastmath {_FASTMATH_HASH}\n" + PRELUDE.replace("@TABLE@", MATH_TABLE)
+_PRELUDES = {fast: f"# fastmath {_FASTMATH_HASH}\n" + PRELUDE.replace(
+    "@TABLE@", "FASTMATH" if fast else "LIBM") for fast in (True, False)}
 
 
 def _np_type(dtype_name: str) -> str:
@@ -253,12 +255,14 @@ def group_body(nodes: list[Node], inputs: list, outputs: list) -> list[str] | No
     return lines
 
 
-def kernel_source(body: list[str], n_in: int, n_out: int, rank: int) -> str:
+def kernel_source(body: list[str], n_in: int, n_out: int, rank: int,
+                  fast_math: bool = DEFAULT_FAST_MATH) -> str:
     """A module whose ``kernel`` loops over rank-``rank`` outputs (inputs broadcast to them)."""
     ins = [f"a{j}" for j in range(n_in)]
     outs = [f"o{k}" for k in range(n_out)]
     idx = ", ".join(f"i{d}" for d in range(rank))
-    lines = [PRELUDE, "", "@njit(**_OPTS)", f"def kernel({', '.join(ins + outs)}):"]
+    lines = [_PRELUDES[fast_math], "", "@njit(**_OPTS)",
+             f"def kernel({', '.join(ins + outs)}):"]
     ind = "    "
     for d in range(rank):
         lines.append(f"{ind}for i{d} in range(o0.shape[{d}]):")
