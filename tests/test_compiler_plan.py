@@ -252,3 +252,22 @@ def test_targets_are_never_rewritten_away():
     with gf.Session() as s:
         with pytest.raises(gf.errors.InvalidArgumentError, match="must feed"):
             s.run(y.op)
+
+
+def test_sibling_elementwise_branches_merge_into_one_kernel():
+    x = gf.placeholder(gf.float32, [None])
+    y = gf.placeholder(gf.float32, [None])
+    z = gf.tanh(x * 0.5 + y) * gf.sigmoid(x) + x * x - y / (1 + gf.abs(x))
+    steps = compiler.explain(z, [x, y]).plan.steps
+    assert len(steps) == 1 and len(steps[0].nodes) == 11
+
+
+def test_siblings_on_a_smaller_broadcast_shape_stay_apart():
+    # exp(b) on a [3] bias would be recomputed per row inside a [1000, 3] loop.
+    x = gf.placeholder(gf.float32, [1000, 3])
+    b = gf.placeholder(gf.float32, [3])
+    z = gf.tanh(x) * gf.exp(b)
+    e = compiler.explain(z, [x, b])
+    groups = sorted(tuple(n.type for n in s.nodes) for s in e.plan.steps)
+    assert groups == [("Exp",), ("Tanh", "Mul")]
+    e.plan.check()

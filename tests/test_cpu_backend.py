@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphflow as gf
+from graphflow.kernels.cpu import backend, threads
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,6 +31,13 @@ def _kernel_cache_dir(tmp_path_factory):
         os.environ.pop("GRAPHFLOW_CACHE_DIR", None)
     else:
         os.environ["GRAPHFLOW_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _compile_every_loop(monkeypatch):
+    # The backend leaves loops under JIT_MIN_SIZE elements to NumPy; these tests use small
+    # arrays and are about the generated kernels.
+    monkeypatch.setattr(backend, "JIT_MIN_SIZE", 0)
 
 
 def run_both(fetches, feeds):
@@ -70,7 +78,43 @@ def test_ew_chain_fuses_and_matches():
     got, want, exe = run_both(z, {x: xs, y: ys})
     assert_match(got, want)
     assert exe.fused, "the elementwise groups should run as generated kernels"
-    assert len(exe.fused) == sum(1 for _ in exe.plan.steps)
+    assert len(exe.fused) == len(exe.plan.steps) == 1, exe.plan.to_text()
+
+
+def test_large_loops_split_across_threads_match(monkeypatch):
+    monkeypatch.setattr(backend, "PARALLEL_MIN_SIZE", 8)
+    monkeypatch.setenv("GRAPHFLOW_NUM_THREADS", "3")
+    x = gf.placeholder(gf.float32, [None, None])
+    y = gf.placeholder(gf.float32, [None])
+    flat = gf.tanh(x) * 2.0 - x
+    bcast = gf.sin(x) * y
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((7, 5)).astype(np.float32)
+    ys = rng.standard_normal(5).astype(np.float32)
+    calls = []
+    real = threads.run_chunks
+    monkeypatch.setattr(threads, "run_chunks",
+                        lambda fn, a, chunks, whole: calls.append(chunks) or real(fn, a, chunks,
+                                                                                   whole))
+    for z in (flat, bcast):
+        got, want, _ = run_both(z, {x: xs, y: ys})
+        assert_match(got, want)
+    assert [(0, 12), (12, 24), (24, 35)] in calls  # the flat loop over 35 elements
+    assert [(0, 3), (3, 6), (6, 7)] in calls  # the broadcasting loop, by rows
+
+
+def test_small_loops_run_numpy_without_compiling(monkeypatch):
+    monkeypatch.setattr(backend, "JIT_MIN_SIZE", 100)
+    x = gf.placeholder(gf.float64, [None])
+    z = gf.exp(x) * 3.0 + 1.0
+    with gf.Session(backend="cpu") as s:
+        small = s.run(z, {x: np.arange(10.0)})
+        exe = next(iter(s._cache.values()))
+        assert exe.fused and not exe.fused[0].dispatchers
+        big = s.run(z, {x: np.arange(200.0)})
+        assert exe.fused[0].dispatchers
+    np.testing.assert_array_equal(small, np.exp(np.arange(10.0)) * 3.0 + 1.0)
+    np.testing.assert_allclose(big, np.exp(np.arange(200.0)) * 3.0 + 1.0, rtol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -221,7 +265,8 @@ _CHILD = textwrap.dedent("""
 
 
 def _child(cache_dir):
-    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(cache_dir), OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(cache_dir), OPENBLAS_NUM_THREADS="1",
+               GRAPHFLOW_JIT_MIN_SIZE="0")
     r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
@@ -248,7 +293,8 @@ def test_second_process_compiles_nothing_and_damage_is_recovered(tmp_path):
 
 
 def test_two_processes_fill_one_cache_at_once(tmp_path):
-    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1",
+               GRAPHFLOW_JIT_MIN_SIZE="0")
     procs = [subprocess.Popen([sys.executable, "-c", _CHILD], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:

@@ -6,8 +6,12 @@ and variables are *resident* (bound before the run) and belong to no group.
 
 Which nodes may share a group, by op kind (``framework.op_def``):
 
-* ELEMENTWISE / BROADCAST ops chain freely; INJECTIVE ops (reshape,
-  transpose, slices, gathers) join such chains;
+* ELEMENTWISE / BROADCAST ops chain when they keep the group's loop shape (a
+  larger consumer would recompute the group's values per broadcast element);
+  INJECTIVE ops (reshape, transpose, slices, gathers) join such chains;
+* sibling groups merge: when an elementwise op joins one producer group, its
+  other elementwise producer groups of the same shape join too, so
+  ``f(x) * g(x) + h(y)`` is one loop, not one per branch;
 * a REDUCTION may take an elementwise/injective chain as its prologue, and
   elementwise ops that consume its result as an epilogue (one reduction per
   group);
@@ -116,7 +120,7 @@ class Group:
     """
 
     __slots__ = ("id", "nodes", "pattern", "phase", "min_pos", "max_pos", "post", "preds",
-                 "inputs", "outputs", "closed", "anchor_shape")
+                 "succs", "inputs", "outputs", "closed", "anchor_shape", "dead")
 
     def __init__(self, gid: int, node: Node, pattern: str, phase: frozenset[int],
                  pos: int, closed: bool) -> None:
@@ -131,6 +135,8 @@ class Group:
         # Static output shape of the reduction / opaque op (epilogues must keep it).
         self.anchor_shape = node.shapes[0].values if self.post else None
         self.preds: set[int] = set()
+        self.succs: set[int] = set()
+        self.dead = False  # merged into another group
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
         self.closed = closed
@@ -208,6 +214,12 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
                     return False
                 if n.shapes[0].values != g.anchor_shape:
                     return False
+            elif g.pattern == ELEMENTWISE_GROUP:
+                # One loop shape per group: a larger consumer would recompute the
+                # group's smaller-shaped values once per element it broadcasts to.
+                shape = n.shapes[0].values
+                if shape is None or shape != g.nodes[0].shapes[0].values:
+                    return False
         elif cls == "I":
             if g.pattern not in (ELEMENTWISE_GROUP, INJECTIVE_GROUP):
                 return False
@@ -224,6 +236,36 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
             if r is None or r:
                 return False
         return True
+
+    def mergeable(g: Group, h: Group, n: Node) -> bool:
+        """Whether sibling group ``h`` may join ``g`` (acyclicity is checked apart)."""
+        if (h.pattern != ELEMENTWISE_GROUP or h.closed or h.phase is not g.phase
+                or len(g.nodes) + len(h.nodes) > max_size):
+            return False
+        # One loop over n's shape: h must not be computed on a smaller (broadcast) shape,
+        # which the merged loop would recompute per element.
+        shape = n.shapes[0].values
+        return shape is not None and all(m.shapes[0].values == shape for m in h.nodes)
+
+    def merge(g: Group, h: Group) -> None:
+        for m in h.nodes:
+            group_of[m.id] = g
+        g.nodes = sorted(g.nodes + h.nodes, key=lambda m: pos[m.id])
+        g.min_pos = min(g.min_pos, h.min_pos)
+        g.max_pos = max(g.max_pos, h.max_pos)
+        g.preds = (g.preds | h.preds) - {g.id, h.id}
+        for q in h.preds:
+            groups[q].succs.discard(h.id)
+            groups[q].succs.add(g.id)
+        for q in h.succs:
+            if q != g.id:
+                groups[q].preds.discard(h.id)
+                groups[q].preds.add(g.id)
+        g.succs = (g.succs | h.succs) - {g.id, h.id}
+        h.dead = True
+        h.nodes = []
+        h.preds = set()
+        h.succs = set()
 
     for n in program.nodes:
         if is_resident(n):
@@ -259,8 +301,24 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
             h = group_of.get(p.id)
             if h is not None and h is not g:
                 g.preds.add(h.id)
-    finish_groups(program, groups, group_of)
-    return groups
+                h.succs.add(g.id)
+        if joined is not None and g.pattern == ELEMENTWISE_GROUP:
+            # Sibling merge: n also consumes other elementwise groups; pulling them in
+            # makes a chain like f(x) * g(x) + h(y) one loop instead of one per branch.
+            for p, _ in n.inputs:
+                h = group_of.get(p.id)
+                if (h is not None and h is not g and mergeable(g, h, n)
+                        and not any(reaches(groups[q], h) is not False
+                                    for q in g.preds if q != h.id)):
+                    merge(g, h)
+    live = [g for g in groups if not g.dead]
+    renumber = {g.id: k for k, g in enumerate(live)}
+    for k, g in enumerate(live):
+        g.id = k
+        g.preds = {renumber[q] for q in g.preds}
+        g.succs = {renumber[q] for q in g.succs}
+    finish_groups(program, live, group_of)
+    return live
 
 
 def finish_groups(program: Program, groups: list[Group], group_of: dict[int, Group]) -> None:

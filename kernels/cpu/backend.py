@@ -11,23 +11,35 @@ that call, which also produces the reference's error messages.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from graphflow.compiler.plan import KernelStep, Plan
-from graphflow.kernels.cpu import cache, codegen
+from graphflow.kernels.cpu import cache, codegen, threads
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import PlanExecutable, RunState, _CompiledKernel, _user_op
 
 __all__ = ["CpuExecutable", "FusedKernel"]
+
+# Loops over at least this many elements are split across threads (the kernels release
+# the GIL): below it, handing work to a thread costs more than the second core saves.
+# Numba's parallel=True would do the same but multiplies compile time by 3-4.
+PARALLEL_MIN_SIZE = 1 << 17
+# Smaller loops run the reference evaluation (NumPy, op by op): below this size a
+# compiled kernel saves less than its dispatch costs, and graphs of small tensors (most
+# tests, toy models) start without compiling anything. GRAPHFLOW_JIT_MIN_SIZE=0 compiles
+# every fusable loop.
+JIT_MIN_SIZE = int(os.environ.get("GRAPHFLOW_JIT_MIN_SIZE", "4096"))
 
 
 class FusedKernel:
     """One elementwise fusion group run as one generated Numba loop over its output."""
 
     def __init__(self, step: KernelStep, body: list[str], fallback: _CompiledKernel,
-                 fast_math: bool = codegen.DEFAULT_FAST_MATH) -> None:
+                 fast_math: bool = codegen.DEFAULT_FAST_MATH, min_size: int | None = None
+                 ) -> None:
         self.step = step
         self.fast_math = fast_math
         self.body = body
@@ -53,13 +65,15 @@ class FusedKernel:
             deps[n.id] = s
         self.out_deps = [sorted(deps[n.id]) for n, _ in step.outputs]
         self._fns: dict[tuple, Any] = {}
+        self._plans: dict[tuple, Any] = {}  # input (shape, dtype, layout)s -> how to run
+        self.min_size = JIT_MIN_SIZE if min_size is None else min_size
 
-    def _kernel(self, rank: int, dtypes: tuple) -> Any:
-        key = (rank, dtypes)
+    def _kernel(self, rank: int, dtypes: tuple, scalars: tuple[bool, ...]) -> Any:
+        key = (rank, dtypes, scalars)
         fn = self._fns.get(key)
         if fn is None:
             src = codegen.kernel_source(self.body, len(self.in_buffers), len(self.out_buffers),
-                                        rank, self.fast_math)
+                                        rank, self.fast_math, scalars)
             fn = self._fns[key] = cache.load_kernel(src, f"{rank}:{dtypes}")
         return fn
 
@@ -71,33 +85,65 @@ class FusedKernel:
         args = []
         for b, user in zip(self.in_buffers, self.in_users):
             v = env[b]
-            if isinstance(v, VarRef):
-                v = v.read(_user_op(user))
-            args.append(np.asarray(v))
-        shapes = [a.shape for a in args]
-        try:
-            shape = np.broadcast_shapes(*shapes)
-        except ValueError:
+            if type(v) is not np.ndarray:
+                if isinstance(v, VarRef):
+                    v = v.read(_user_op(user))
+                v = np.asarray(v)
+            args.append(v)
+        key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._dispatch(args)
+        if plan is _FALLBACK:
             return self.fallback.run(env, state)
-        for d in self.out_deps:
-            if np.broadcast_shapes(*[shapes[j] for j in d]) != shape:
-                return self.fallback.run(env, state)
+        fn, shape, flat, chunks = plan
         outs = [np.empty(shape, dt) for dt in self.out_dtypes]
-        if all(s == shape for s in shapes) and all(a.flags.c_contiguous for a in args):
-            # One flat loop over contiguous memory.
-            flat_in = [a.reshape(-1) for a in args]
-            flat_out = [o.reshape(-1) for o in outs]
-            fn = self._kernel(1, tuple(a.dtype.str for a in args))
-            cache.call_kernel(fn, flat_in + flat_out)
-        elif len(shape) == 0:
-            fn = self._kernel(1, tuple(a.dtype.str for a in args))
-            cache.call_kernel(fn, [a.reshape(1) for a in args] + [o.reshape(1) for o in outs])
-        else:
-            views = [np.broadcast_to(a, shape) for a in args]
-            fn = self._kernel(len(shape), tuple(a.dtype.str for a in args))
-            cache.call_kernel(fn, views + outs)
+        if fn is not None:
+            if flat:
+                kargs = [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
+            else:
+                kargs = [np.broadcast_to(a, shape) for a in args] + outs
+            if chunks:
+                threads.run_chunks(fn, kargs, chunks, [flat and a.size == 1 for a in args])
+            else:
+                cache.call_kernel(fn, kargs)
         for b, o in zip(self.out_buffers, outs):
             env[b] = o
+
+    def _dispatch(self, args: list[np.ndarray]) -> Any:
+        """How to run on inputs like ``args``: ``(kernel or None, out shape, flat)`` or
+        ``_FALLBACK`` (the reference evaluation: small loops and inputs that do not
+        broadcast, whose error the reference raises)."""
+        if len(self._plans) > 64:
+            self._plans.clear()
+        shapes = [a.shape for a in args]
+        shape = shapes[0]
+        if any(s != shape for s in shapes):
+            try:
+                shape = np.broadcast_shapes(*shapes)
+            except ValueError:
+                return _FALLBACK
+            for d in self.out_deps:
+                if np.broadcast_shapes(*[shapes[j] for j in d]) != shape:
+                    return _FALLBACK
+        size = int(np.prod(shape))
+        if size == 0:
+            return (None, shape, True, None)
+        if size < self.min_size:
+            return _FALLBACK
+        dtypes = tuple(a.dtype.str for a in args)
+        scalars = tuple(a.size == 1 for a in args)
+        if all(sc or (s == shape and a.flags.c_contiguous)
+               for sc, s, a in zip(scalars, shapes, args)):
+            # One flat loop over contiguous memory; one-element inputs hoisted.
+            chunks = threads.split(size) if size >= PARALLEL_MIN_SIZE else None
+            return (self._kernel(1, dtypes, scalars), shape, True, chunks)
+        chunks = (threads.split(shape[0]) if size >= PARALLEL_MIN_SIZE and shape[0] > 1
+                  else None)
+        return (self._kernel(len(shape), dtypes, ()), shape, False, chunks)
+
+
+_FALLBACK = object()
 
 
 class CpuExecutable(PlanExecutable):
@@ -107,12 +153,15 @@ class CpuExecutable(PlanExecutable):
       plan: the compiled plan.
       fast_math: use graphflow's vectorisable math functions (True) or libm
         (False); None takes the default (GRAPHFLOW_MATH=libm selects libm).
+      min_size: loops over fewer elements run the reference evaluation; None takes
+        ``JIT_MIN_SIZE`` (GRAPHFLOW_JIT_MIN_SIZE, default 4096).
 
     Attributes:
       fused: the steps that run as generated kernels.
     """
 
-    def __init__(self, plan: Plan, fast_math: bool | None = None) -> None:
+    def __init__(self, plan: Plan, fast_math: bool | None = None,
+                 min_size: int | None = None) -> None:
         super().__init__(plan)
         if fast_math is None:
             fast_math = codegen.DEFAULT_FAST_MATH
@@ -121,7 +170,7 @@ class CpuExecutable(PlanExecutable):
         for k, (step, ref) in enumerate(zip(steps, self._kernels)):
             body = lower_step(step)
             if body is not None:
-                fk = FusedKernel(step, body, ref, fast_math)
+                fk = FusedKernel(step, body, ref, fast_math, min_size)
                 self._kernels[k] = fk
                 self.fused.append(fk)
 

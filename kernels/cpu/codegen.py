@@ -51,7 +51,7 @@ PRELUDE = '''\
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from graphflow.kernels.cpu.fastmath import @TABLE@ as _TABLE
 
@@ -68,7 +68,7 @@ _erf32, _erf64 = _TABLE["erf"]
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _max(a, b):
     if a != a:
         return a
@@ -77,7 +77,7 @@ def _max(a, b):
     return a if a >= b else b
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _min(a, b):
     if a != a:
         return a
@@ -86,7 +86,7 @@ def _min(a, b):
     return a if a <= b else b
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _sign(x):
     if x > 0:
         return 1
@@ -95,13 +95,13 @@ def _sign(x):
     return 0 if x == 0 else x
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _sigmoid(x):
     e = np.exp(-np.abs(x))
     return 1 / (1 + e) if x >= 0 else e / (1 + e)
 
 
-@njit(inline="always", **_OPTS)
+@njit(**_OPTS)
 def _softplus(x):
     t = np.log1p(np.exp(-np.abs(x)))
     if x > 0:
@@ -256,19 +256,38 @@ def group_body(nodes: list[Node], inputs: list, outputs: list) -> list[str] | No
 
 
 def kernel_source(body: list[str], n_in: int, n_out: int, rank: int,
-                  fast_math: bool = DEFAULT_FAST_MATH) -> str:
-    """A module whose ``kernel`` loops over rank-``rank`` outputs (inputs broadcast to them)."""
+                  fast_math: bool = DEFAULT_FAST_MATH, scalars: tuple[bool, ...] = (),
+                  parallel: bool = False) -> str:
+    """A module whose ``kernel`` loops over rank-``rank`` outputs (inputs broadcast to them).
+
+    Args:
+      body: per-element statements from :func:`group_body`.
+      n_in, n_out: argument counts.
+      rank: loop depth.
+      fast_math: graphflow's vectorisable math (True) or libm.
+      scalars: per input, True when it holds one element: it is read once before the
+        loop (a loop-invariant load LLVM need not prove invariant, so the loop vectorises).
+      parallel: the outer loop is a ``prange`` over Numba's thread pool.
+    """
+    scalars = tuple(scalars) + (False,) * (n_in - len(scalars))
     ins = [f"a{j}" for j in range(n_in)]
     outs = [f"o{k}" for k in range(n_out)]
     idx = ", ".join(f"i{d}" for d in range(rank))
-    lines = [_PRELUDES[fast_math], "", "@njit(**_OPTS)",
+    zero = ", ".join("0" for _ in range(rank))
+    opts = "parallel=True, **_OPTS" if parallel else "**_OPTS"
+    lines = [_PRELUDES[fast_math], "", f"@njit({opts})",
              f"def kernel({', '.join(ins + outs)}):"]
     ind = "    "
+    for j in range(n_in):
+        if scalars[j]:
+            lines.append(f"{ind}x{j} = a{j}[{zero}]")
     for d in range(rank):
-        lines.append(f"{ind}for i{d} in range(o0.shape[{d}]):")
+        rng = "prange" if parallel and d == 0 else "range"
+        lines.append(f"{ind}for i{d} in {rng}(o0.shape[{d}]):")
         ind += "    "
     for j in range(n_in):
-        lines.append(f"{ind}x{j} = a{j}[{idx}]")
+        if not scalars[j]:
+            lines.append(f"{ind}x{j} = a{j}[{idx}]")
     lines += [ind + s for s in body]
     for k in range(n_out):
         lines.append(f"{ind}o{k}[{idx}] = r{k}")
