@@ -320,3 +320,77 @@ def test_fast_math_session_option_selects_libm(tmp_path, monkeypatch):
         sources[fast] = "\n".join(p.read_text() for p in (tmp_path / "cache").rglob("gf_*.py"))
     assert "import FASTMATH as _TABLE" in sources[True]
     assert "import LIBM as _TABLE" in sources[False]
+
+
+OPTIMIZERS = {
+    "sgd": lambda: gf.train.GradientDescentOptimizer(0.1),
+    "momentum": lambda: gf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True),
+    "adam": lambda: gf.train.AdamOptimizer(0.01),
+    "rmsprop": lambda: gf.train.RMSPropOptimizer(0.01, momentum=0.5, centered=True),
+    "adagrad": lambda: gf.train.AdagradOptimizer(0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_update_variables_in_place_like_the_reference(name):
+    rng = np.random.default_rng(3)
+    x = gf.placeholder(gf.float64, [8, 5])
+    w = gf.Variable(rng.standard_normal((5, 3)), name="w")
+    b = gf.Variable(np.zeros(3), name="b")
+    loss = gf.reduce_mean(gf.square(gf.tanh(gf.matmul(x, w) + b) - 0.5))
+    train = OPTIMIZERS[name]().minimize(loss)
+    xs = rng.standard_normal((8, 5))
+    results = {}
+    for backend_name in ("cpu", "reference"):
+        with gf.Session(backend=backend_name) as s:
+            s.run(gf.global_variables_initializer())
+            losses = [s.run([train, loss], {x: xs})[1] for _ in range(5)]
+            results[backend_name] = (losses, s.run([w, b]))
+            if backend_name == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                assert len(exe.updates) == 2
+    (cl, (cw, cb)), (rl, (rw, rb)) = results["cpu"], results["reference"]
+    np.testing.assert_allclose(cl, rl, rtol=1e-13)
+    np.testing.assert_allclose(cw, rw, rtol=1e-13)
+    np.testing.assert_allclose(cb, rb, rtol=1e-13)
+
+
+def test_in_place_updates_never_change_arrays_already_handed_out():
+    w = gf.Variable(np.ones((4, 3), np.float32), name="w")
+    x = gf.placeholder(gf.float32, [None, 4])
+    loss = gf.reduce_sum(gf.matmul(x, w))
+    train = gf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    view = gf.reshape(w, [-1])  # a view of the variable's array in the reference
+    reset = w.assign(np.full((4, 3), 2.0, np.float32))
+    xs = np.ones((2, 4), np.float32)
+    with gf.Session(backend="cpu") as s:
+        s.run(gf.global_variables_initializer())
+        before = s.run(w)
+        s.run(train, {x: xs})
+        assert (before == 1).all()
+        held = s.run(w)
+        _, v, after = s.run([train, view, w], {x: xs})
+        np.testing.assert_array_equal(v, held.reshape(-1))  # read before this run's update
+        np.testing.assert_array_equal(after, held - 1.0)
+        assigned = s.run(reset)
+        s.run(train, {x: xs})
+        assert (assigned == 2).all() and (held == 0).all()
+        np.testing.assert_array_equal(s.run(w), np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("name", ["momentum", "adagrad", "sgd"])
+def test_sparse_updates_of_embeddings_match_the_reference(name):
+    rng = np.random.default_rng(4)
+    ids = gf.placeholder(gf.int32, [None])
+    table = gf.Variable(rng.standard_normal((10, 4)), name="table")
+    loss = gf.reduce_sum(gf.square(gf.nn.embedding_lookup(table, ids)))
+    train = OPTIMIZERS[name]().minimize(loss)
+    feed = {ids: np.array([1, 3, 3, 7], np.int32)}  # a repeated row
+    results = []
+    for backend_name in ("cpu", "reference"):
+        with gf.Session(backend=backend_name) as s:
+            s.run(gf.global_variables_initializer())
+            for _ in range(3):
+                s.run(train, feed)
+            results.append(s.run(table))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-13)

@@ -36,6 +36,9 @@ class RunState:
 
     def __init__(self) -> None:
         self.variables: dict[str, np.ndarray] = {}
+        # Storage arrays a compiled backend created and may update in place (name ->
+        # array); an entry counts only while it is still the variable's value.
+        self.owned: dict[str, np.ndarray] = {}
         self._rngs: dict[str, np.random.Generator] = {}
 
     def rng(self, op: Operation) -> np.random.Generator:

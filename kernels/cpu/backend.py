@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from graphflow.compiler.plan import KernelStep, Plan
-from graphflow.kernels.cpu import cache, codegen, threads
+from graphflow.framework import errors
+from graphflow.kernels.cpu import cache, codegen, optimizers, threads
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import PlanExecutable, RunState, _CompiledKernel, _user_op
 
-__all__ = ["CpuExecutable", "FusedKernel"]
+__all__ = ["ApplyKernel", "CpuExecutable", "FusedKernel"]
 
 # Loops over at least this many elements are split across threads (the kernels release
 # the GIL): below it, handing work to a thread costs more than the second core saves.
@@ -146,6 +147,81 @@ class FusedKernel:
 _FALLBACK = object()
 
 
+class ApplyKernel:
+    """A variable update (``Apply*``, ``SparseApply*``, ``Scatter*``) done in place.
+
+    The reference evaluation replaces a variable's array; this kernel mutates it in
+    one pass (:mod:`.optimizers`). Mutating is only safe on an array nobody else
+    holds, so the kernel works on storage it created itself (``RunState.owned``):
+    the first update after any other write (initializer, Assign, restore, feed)
+    copies the value once and owns the copy. Values of this run that may still view
+    the storage after this step (``suspects``: buffers read later or fetched, made by
+    steps whose outputs are not fresh arrays) force a fresh copy too, so they keep the
+    value they had, as with the reference. Fetched arrays that view owned storage
+    are copied by :class:`CpuExecutable`.
+    """
+
+    def __init__(self, step: KernelStep, update: Any, suspects: list[int]) -> None:
+        self.step = step
+        self.node = node = step.nodes[0]
+        self.update = update
+        self.refs = frozenset(node.op_def.ref_inputs)
+        where = {(v[0].id, v[1]): b for v, b in zip(step.inputs, step.in_buffers)}
+        self.arg_buffers = [where[(p.id, i)] for p, i in node.inputs]
+        self.out_buffers = list(step.out_buffers)
+        self.dtype = node.dtypes[0].np
+        self.suspects = suspects
+
+    def _aliased(self, arr: np.ndarray, env: list[Any]) -> bool:
+        for b in self.suspects:
+            v = env[b]
+            if type(v) is np.ndarray:
+                while isinstance(v.base, np.ndarray):
+                    v = v.base
+                if v is arr:
+                    return True
+        return False
+
+    def run(self, env: list[Any], state: RunState) -> None:
+        user = _user_op(self.node)
+        owned = state.owned
+        values = []
+        for i, b in enumerate(self.arg_buffers):
+            v = env[b]
+            if i in self.refs:
+                arr = v.read(user)
+                name = v.op.name
+                if owned.get(name) is not arr or self._aliased(arr, env):
+                    arr = np.array(arr, dtype=self.dtype, order="C", copy=True)
+                    v.write(arr)
+                    owned[name] = arr
+                values.append(arr)
+            else:
+                values.append(v.read(user) if isinstance(v, VarRef) else v)
+        try:
+            self.update(values)
+        except ValueError as e:
+            raise errors.InvalidArgumentError(
+                None, user, f"{user.type} op '{user.name}': {e}") from None
+        for b in self.out_buffers:
+            env[b] = values[0]
+
+
+def _owned_roots_copied(values: list[Any], state: RunState) -> list[Any]:
+    """``values`` with arrays viewing owned variable storage replaced by copies."""
+    roots = {id(a) for a in state.owned.values()}
+    out = []
+    for v in values:
+        if type(v) is np.ndarray:
+            r = v
+            while isinstance(r.base, np.ndarray):
+                r = r.base
+            if id(r) in roots:
+                v = v.copy()
+        out.append(v)
+    return out
+
+
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
@@ -166,13 +242,37 @@ class CpuExecutable(PlanExecutable):
         if fast_math is None:
             fast_math = codegen.DEFAULT_FAST_MATH
         self.fused: list[FusedKernel] = []
-        steps = [s for s in plan.steps if isinstance(s, KernelStep)]
-        for k, (step, ref) in enumerate(zip(steps, self._kernels)):
+        self.updates: list[ApplyKernel] = []
+        fresh: set[int] = set()  # steps whose outputs are always new arrays
+        for k, (step, ref) in enumerate(zip(plan.steps, self._kernels)):
+            if step.is_writer:
+                update = optimizers.lower_apply(step.nodes[0])
+                if update is not None:
+                    uk = ApplyKernel(step, update, _suspects(plan, k, fresh))
+                    self._kernels[k] = uk
+                    self.updates.append(uk)
+                continue
             body = lower_step(step)
             if body is not None:
                 fk = FusedKernel(step, body, ref, fast_math, min_size)
                 self._kernels[k] = fk
                 self.fused.append(fk)
+                fresh.add(k)
+
+    def run(self, feeds: dict[Any, np.ndarray], state: RunState,
+            trace: list[Any] | None = None) -> list[Any]:
+        """Runs the plan (see :meth:`PlanExecutable.run`); fetched values never share
+        memory with variable storage that later runs update in place."""
+        out = super().run(feeds, state, trace)
+        return _owned_roots_copied(out, state) if state.owned else out
+
+
+def _suspects(plan: Plan, k: int, fresh: set[int]) -> list[int]:
+    """Buffers holding values made before step ``k`` and used after it (or fetched) by
+    steps whose outputs may view other arrays (not in ``fresh``)."""
+    out = {a.buffer for a in plan.assignments
+           if a.first < k < a.last and a.first not in fresh}
+    return sorted(out)
 
 
 def lower_step(step: KernelStep) -> list[str] | None:
