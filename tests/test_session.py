@@ -290,3 +290,71 @@ def test_session_graph_def():
     gf.constant(1.0, name="c")
     with gf.Session() as s:
         assert [n.name for n in s.graph_def.node] == ["c"]
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "interpreter"])
+def test_returned_arrays_never_share_memory_with_feeds_constants_or_variables(backend):
+    x = gf.placeholder(gf.float32, [3], name="x")
+    c = gf.constant(np.arange(3, dtype=np.float32))
+    v = gf.Variable(np.ones(3, np.float32), name="v")
+    r = gf.reshape(x, [3, 1])
+    fed = np.array([5.0, 6.0, 7.0], np.float32)
+    with gf.Session(backend=backend) as s:
+        s.run(v.initializer)
+        gx, gc, gv, gr = s.run([x, c, v, r], {x: fed})
+        for a in (gx, gc, gv, gr):
+            a[...] = -1
+        np.testing.assert_array_equal(fed, [5, 6, 7])
+        np.testing.assert_array_equal(s.run(c), [0, 1, 2])
+        np.testing.assert_array_equal(s.run(v), [1, 1, 1])
+        fed[0] = 9  # a later change to the caller's array is seen by later runs only
+        np.testing.assert_array_equal(s.run(x * 1, {x: fed}), [9, 6, 7])
+
+
+def test_repeated_runs_take_the_fast_path_and_see_graph_changes():
+    x = gf.placeholder(gf.float32, [], name="x")
+    y = x * 2.0
+    with gf.Session() as s:
+        assert s.run(y, {x: 1.0}) == 2.0
+        assert s.run(y, {"x:0": 2.0}) == 4.0
+        assert s.run([y, y + 1], {x: 3.0}) == [6.0, 7.0]
+        assert s.run((y,), {x: 1.5}) == (3.0,)
+        assert s.run({"a": y}, {x: 1.0}) == {"a": 2.0}
+        assert len(s._fast) == 4  # the dict fetch is not hashable: always the full path
+        z = y + 10.0  # the graph changed: cached calls are re-resolved
+        assert s.run([y, z], {x: 1.0}) == [2.0, 12.0]
+        with pytest.raises(gf.errors.InvalidArgumentError):
+            s.run(y, {x: np.zeros(3, np.float32)})
+        with pytest.raises(TypeError):
+            s.run(y, {x: "a"})
+        assert s.run(y, {x: np.float32(4)}) == 8.0
+        assert s.run(y, {x: 4}) == 8.0
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_concurrent_runs_from_threads_are_correct(backend):
+    import threading
+
+    x = gf.placeholder(gf.float64, [None])
+    counter = gf.Variable(0.0, dtype=gf.float64)
+    bump = gf.assign_add(counter, 1.0)
+    y = gf.reduce_sum(gf.tanh(x) * 2.0 + x)
+    errors_seen = []
+    with gf.Session(backend=backend) as s:
+        s.run(counter.initializer)
+
+        def work(seed):
+            rng = np.random.default_rng(seed)
+            for _ in range(50):
+                xs = rng.standard_normal(100)
+                got = s.run([y, bump], {x: xs})[0]
+                if not np.isclose(got, np.sum(np.tanh(xs) * 2 + xs), rtol=1e-12):
+                    errors_seen.append(seed)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors_seen
+        assert s.run(counter) == 200.0

@@ -157,7 +157,9 @@ def eval_node(node: Node, args: list[Any], state: RunState) -> list[Any]:
             dt = node.dtypes[k].np
             if v.dtype != dt:
                 v = v.astype(dt)
-            if not node.shapes[k].is_compatible_with(v.shape):
+            dims = node.shapes[k].values
+            if dims is not None and (len(dims) != v.ndim or any(
+                    d is not None and d != n for d, n in zip(dims, v.shape))):
                 user = _user_op(node)
                 raise errors.InternalError(
                     None, user, f"{user.type} op '{user.name}' produced shape {v.shape} for "
@@ -211,6 +213,8 @@ class PlanExecutable:
         self._template: list[Any] = [None] * len(plan.buffers)
         for b, value in plan.constants:
             self._template[b] = value
+        self._const_roots = {id(_root(v)) for _, v in plan.constants
+                             if type(v) is np.ndarray}
         self._kernels = []
         for s in plan.steps:
             if not isinstance(s, KernelStep):
@@ -242,9 +246,33 @@ class PlanExecutable:
                     k.run(env, state)
                     trace.append((step, k, start, clock()))
         out = []
+        shared = False
         for (node, _), b in zip(plan.program.outputs, plan.outputs):
             v = env[b]
             if isinstance(v, VarRef):
                 v = v.read(_user_op(node))
+            if type(v) is np.ndarray and v.ndim:
+                shared = True
             out.append(v)
+        if shared:
+            _detach(out, self._const_roots, feeds, state)
         return out
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    """The array owning ``a``'s memory (views chain through ``base``)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _detach(out: list[Any], const_roots: set[int], feeds: dict[Any, Any],
+            state: RunState) -> None:
+    """Copies results that share memory with what outlives the run: variable storage
+    (updated later, maybe in place), the plan's constants, the caller's feed arrays."""
+    keep = set(const_roots)
+    keep.update(id(_root(a)) for a in state.variables.values() if type(a) is np.ndarray)
+    keep.update(id(_root(a)) for a in feeds.values() if type(a) is np.ndarray)
+    for k, v in enumerate(out):
+        if type(v) is np.ndarray and v.ndim and id(_root(v)) in keep:
+            out[k] = v.copy()

@@ -94,6 +94,8 @@ class Session:
         self._closed = False
         self._lock = threading.RLock()
         self._cache: dict[Any, Any] = {}
+        # (fetches, feed keys) -> _Call: repeated runs skip fetch and feed-key resolution.
+        self._fast: dict[Any, _Call] = {}
         self._default_ctx: list[Any] = []
 
     # --- properties & lifecycle -----------------------------------------
@@ -124,6 +126,7 @@ class Session:
         self._closed = True
         self._state = RunState()
         self._cache.clear()
+        self._fast.clear()
 
     def __enter__(self) -> Session:
         g_ctx = self._graph.as_default()
@@ -178,6 +181,10 @@ class Session:
           errors.InvalidArgumentError: a placeholder not fed, or an op failing.
           errors.FailedPreconditionError: an uninitialized variable read.
         """
+        if options is None and run_metadata is None:
+            call = self._fast_call(fetches, feed_dict)
+            if call is not None:
+                return call(self, feed_dict.values() if feed_dict else ())
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         elements, rebuild = flatten_fetches(self._graph, fetches)
@@ -191,6 +198,7 @@ class Session:
                 exe = self._compile(tensors, targets, list(feeds))
                 if len(self._cache) > _MAX_CACHED_PLANS:
                     self._cache.clear()
+                    self._fast.clear()
                 self._cache[key] = exe
             if _tracing(options, run_metadata) and not isinstance(exe, ReferenceExecutable):
                 trace: list[Any] = []
@@ -198,11 +206,21 @@ class Session:
                 run_metadata.step_stats = _step_stats(exe.plan, trace)
             else:
                 values = exe.run(feeds, self._state)
-        by_el: dict[int, Any] = {}
-        for t, v in zip(tensors, values):
-            by_el[id(t)] = _to_result(v)
-        flat = [by_el.get(id(e)) for e in elements]
-        return rebuild(flat)
+        call = _Call(exe, list(feeds), tensors, elements, rebuild, self._graph.version)
+        fast_key = _fast_key(fetches, feed_dict)
+        if fast_key is not None and len(feeds) == len(feed_dict or ()):
+            self._fast[fast_key] = call
+        return call.results(values)
+
+    def _fast_call(self, fetches: Any, feed_dict: dict | None) -> _Call | None:
+        """The compiled call for a fetch structure and feed keys seen before, if still valid."""
+        key = _fast_key(fetches, feed_dict)
+        if key is None:
+            return None
+        call = self._fast.get(key)
+        if call is None or call.version != self._graph.version or self._closed:
+            return None
+        return call
 
     def _compile(self, tensors: list[Tensor], targets: list[Any], feeds: list[Tensor]) -> Any:
         if self._backend == "interpreter":
@@ -230,22 +248,7 @@ class Session:
                 raise errors.GraphValueError(
                     None, t.op, f"Cannot feed variable {t.op.name} directly; feed its value "
                                 f"tensor {t.op.name}/read:0 or use Variable.load")
-            if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
-                raise TypeError(f"The value of a feed cannot be a graphflow Tensor ({key!r}). "
-                                "Acceptable feed values are Python scalars, lists and NumPy "
-                                "arrays.")
-            try:
-                arr = to_numpy(value, t.dtype, python_floats_to_int=True)
-            except TypeError as e:
-                raise errors.GraphTypeError(
-                    None, t.op, f"Cannot feed a value to tensor {t.name} of dtype "
-                                f"{t.dtype.name}: {e}") from None
-            if not t.shape.is_compatible_with(arr.shape):
-                raise errors.GraphValueError(
-                    None, t.op, f"Cannot feed value of shape {arr.shape} for Tensor "
-                                f"'{t.name}', which has shape '{t.shape}'")
-            # Copy: the run must not see later changes to the caller's array, nor change it.
-            out[t] = np.array(arr, copy=True)
+            out[t] = _convert_feed(t, key, value)
         return out
 
     def make_callable(self, fetches: Any, feed_list: Sequence[Any] | None = None,
@@ -289,11 +292,106 @@ class InteractiveSession(Session):
             self._ctx = None
 
 
-def _to_result(v: Any) -> Any:
-    arr = np.array(v, copy=True)
-    if arr.ndim == 0:
-        return arr[()]
+def _convert_feed(t: Tensor, key: Any, value: Any) -> np.ndarray:
+    """``value`` as an array for tensor ``t``; raises TF1's errors for bad values.
+
+    Not copied: executables never write into feeds, and fetched arrays that share
+    memory with a feed are copied (see ``PlanExecutable.run``).
+    """
+    if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
+        raise TypeError(f"The value of a feed cannot be a graphflow Tensor ({key!r}). "
+                        "Acceptable feed values are Python scalars, lists and NumPy arrays.")
+    try:
+        arr = to_numpy(value, t.dtype, python_floats_to_int=True)
+    except TypeError as e:
+        raise errors.GraphTypeError(
+            None, t.op, f"Cannot feed a value to tensor {t.name} of dtype "
+                        f"{t.dtype.name}: {e}") from None
+    if not t.shape.is_compatible_with(arr.shape):
+        raise errors.GraphValueError(
+            None, t.op, f"Cannot feed value of shape {arr.shape} for Tensor "
+                        f"'{t.name}', which has shape '{t.shape}'")
     return arr
+
+
+def _fast_key(fetches: Any, feed_dict: dict | None) -> Any:
+    """A hashable key for a fetch structure and feed keys, or None (nested structures)."""
+    try:
+        kind = type(fetches)
+        if kind is list or kind is tuple:
+            f = (kind, *fetches)
+        else:
+            f = fetches
+        k = (f, tuple(feed_dict) if feed_dict else ())
+        hash(k)
+    except TypeError:
+        return None
+    if type(feed_dict) not in (dict, type(None)):
+        return None
+    return k
+
+
+class _Call:
+    """One compiled run signature: feed tensors in feed-key order, executable, fetches."""
+
+    __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all")
+
+    def __init__(self, exe: Any, feed_tensors: list[Tensor], tensors: list[Tensor],
+                 elements: list[Any], rebuild: Any, version: int) -> None:
+        self.exe = exe
+        self.feed_tensors = feed_tensors
+        # Per feed: (dtype, static dims or None): arrays that match skip conversion.
+        self.checks = [(t.dtype.np, t.shape.values) for t in feed_tensors]
+        index = {id(t): k for k, t in enumerate(tensors)}
+        self.slots = [index.get(id(e)) for e in elements]
+        self.rebuild = rebuild
+        self.version = version
+        # The interpreter returns values that may be graph constants or variable storage.
+        self.copy_all = isinstance(exe, ReferenceExecutable)
+
+    def __call__(self, session: Session, values: Any) -> Any:
+        feeds = {}
+        for t, (dt, dims), v in zip(self.feed_tensors, self.checks, values):
+            kind = type(v)
+            if kind is np.ndarray and v.dtype == dt and _fits(v.shape, dims):
+                pass
+            elif kind is float and dt.kind == "f" and not dims:
+                v = np.array(v, dt)  # a Python float for a float scalar: nothing to check
+            else:
+                v = _convert_feed(t, t, v)
+            feeds[t] = v
+        if len(feeds) != len(self.feed_tensors):
+            raise ValueError("feed_dict changed size during the run")
+        with session._lock:
+            if session._closed:
+                raise RuntimeError("Attempted to use a closed Session.")
+            out = self.exe.run(feeds, session._state)
+        return self.results(out)
+
+    def results(self, values: list[Any]) -> Any:
+        flat = []
+        for k in self.slots:
+            if k is None:
+                flat.append(None)
+                continue
+            v = values[k]
+            if self.copy_all:
+                v = np.array(v, copy=True)
+            elif type(v) is not np.ndarray:
+                v = np.asarray(v)
+            flat.append(v[()] if v.ndim == 0 else v)
+        return self.rebuild(flat)
+
+
+def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...] | None) -> bool:
+    if dims is None:
+        return True
+    if len(shape) != len(dims):
+        return False
+    for s, d in zip(shape, dims):
+        if d is not None and s != d:
+            return False
+    return True
 
 
 def _tracing(options: Any, run_metadata: Any) -> bool:

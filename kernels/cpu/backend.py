@@ -157,8 +157,8 @@ class ApplyKernel:
     copies the value once and owns the copy. Values of this run that may still view
     the storage after this step (``suspects``: buffers read later or fetched, made by
     steps whose outputs are not fresh arrays) force a fresh copy too, so they keep the
-    value they had, as with the reference. Fetched arrays that view owned storage
-    are copied by :class:`CpuExecutable`.
+    value they had, as with the reference. Fetched arrays that view variable
+    storage are copied by ``PlanExecutable.run``.
     """
 
     def __init__(self, step: KernelStep, update: Any, suspects: list[int]) -> None:
@@ -207,21 +207,6 @@ class ApplyKernel:
             env[b] = values[0]
 
 
-def _owned_roots_copied(values: list[Any], state: RunState) -> list[Any]:
-    """``values`` with arrays viewing owned variable storage replaced by copies."""
-    roots = {id(a) for a in state.owned.values()}
-    out = []
-    for v in values:
-        if type(v) is np.ndarray:
-            r = v
-            while isinstance(r.base, np.ndarray):
-                r = r.base
-            if id(r) in roots:
-                v = v.copy()
-        out.append(v)
-    return out
-
-
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
@@ -258,13 +243,6 @@ class CpuExecutable(PlanExecutable):
                 self._kernels[k] = fk
                 self.fused.append(fk)
                 fresh.add(k)
-
-    def run(self, feeds: dict[Any, np.ndarray], state: RunState,
-            trace: list[Any] | None = None) -> list[Any]:
-        """Runs the plan (see :meth:`PlanExecutable.run`); fetched values never share
-        memory with variable storage that later runs update in place."""
-        out = super().run(feeds, state, trace)
-        return _owned_roots_copied(out, state) if state.owned else out
 
 
 def _suspects(plan: Plan, k: int, fresh: set[int]) -> list[int]:
