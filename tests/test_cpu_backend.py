@@ -394,3 +394,38 @@ def test_sparse_updates_of_embeddings_match_the_reference(name):
                 s.run(train, feed)
             results.append(s.run(table))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cnn_training_step_with_library_kernels_and_epilogues_matches(dtype):
+    rng = np.random.default_rng(5)
+    x = gf.placeholder(dtype, [None, 8, 8, 1])
+    labels = gf.placeholder(gf.int32, [None])
+    f1 = gf.Variable((rng.standard_normal((3, 3, 1, 4)) * 0.5).astype(dtype))
+    b1 = gf.Variable(np.full(4, 0.1, dtype))
+    h = gf.nn.relu(gf.nn.bias_add(gf.nn.conv2d(x, f1, [1, 1, 1, 1], "SAME"), b1))
+    h = gf.nn.max_pool(h, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+    h = gf.nn.avg_pool(h, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")
+    w = gf.Variable((rng.standard_normal((16, 3)) * 0.3).astype(dtype))
+    logits = gf.matmul(gf.reshape(h, [-1, 16]), w)
+    loss = gf.reduce_mean(gf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits))
+    probs = gf.nn.softmax(logits)
+    train = gf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    feed = {x: rng.standard_normal((5, 8, 8, 1)).astype(dtype),
+            labels: rng.integers(0, 3, 5).astype(np.int32)}
+    results = {}
+    for name in ("cpu", "reference"):
+        with gf.Session(backend=name) as s:
+            s.run(gf.global_variables_initializer())
+            steps = [s.run([train, loss, probs], feed)[1:] for _ in range(3)]
+            results[name] = steps + [s.run([f1, b1, w])]
+            if name == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                kinds = {a.anchor.type for a in exe.anchored if a.library is not None}
+                assert {"Conv2D", "MaxPool", "AvgPool", "MaxPoolGrad"} <= kinds, kinds
+                assert any(a.epilogue is not None for a in exe.anchored)
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    for got, want in zip(results["cpu"], results["reference"]):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

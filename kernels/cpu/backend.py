@@ -16,13 +16,21 @@ from typing import Any
 
 import numpy as np
 
+from graphflow.compiler.fusion import OPAQUE_GROUP
+from graphflow.compiler.ir import Node, Value
 from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
-from graphflow.kernels.cpu import cache, codegen, optimizers, threads
+from graphflow.kernels.cpu import cache, codegen, library, optimizers, threads
 from graphflow.ops.state_ops import VarRef
-from graphflow.runtime.reference import PlanExecutable, RunState, _CompiledKernel, _user_op
+from graphflow.runtime.reference import (
+    PlanExecutable,
+    RunState,
+    _CompiledKernel,
+    _user_op,
+    eval_node,
+)
 
-__all__ = ["ApplyKernel", "CpuExecutable", "FusedKernel"]
+__all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel"]
 
 # Loops over at least this many elements are split across threads (the kernels release
 # the GIL): below it, handing work to a thread costs more than the second core saves.
@@ -207,6 +215,91 @@ class ApplyKernel:
             env[b] = values[0]
 
 
+class _SubStep:
+    """The elementwise epilogue of a step as a step of its own over a local buffer list:
+    inputs first, then outputs (what :class:`FusedKernel` and the reference run)."""
+
+    is_writer = False
+
+    def __init__(self, nodes: list[Node], inputs: list[Value], outputs: list[Value]) -> None:
+        self.nodes = nodes
+        self.inputs = inputs
+        self.outputs = outputs
+        self.in_buffers = list(range(len(inputs)))
+        self.out_buffers = list(range(len(inputs), len(inputs) + len(outputs)))
+
+
+class AnchorKernel:
+    """A step led by one op without a scalar expression (a library op such as a
+    convolution, pool or softmax; or any other op, evaluated by the reference), then
+    its elementwise epilogue (bias, activation) as one generated loop over the
+    anchor's result.
+
+    Attributes:
+      library: the anchor's library kernel, or None (reference evaluation).
+      epilogue: the :class:`FusedKernel` of the epilogue, or None.
+    """
+
+    def __init__(self, step: KernelStep, lib: Any, epilogue: list[Node],
+                 fast_math: bool, min_size: int | None) -> None:
+        self.step = step
+        self.anchor = anchor = step.nodes[0]
+        self.library = lib
+        where = {(v[0].id, v[1]): b for v, b in zip(step.inputs, step.in_buffers)}
+        self.anchor_buffers = [where[(p.id, i)] for p, i in anchor.inputs]
+        out_at = {(v[0].id, v[1]): b for v, b in zip(step.outputs, step.out_buffers)}
+        # Anchor outputs stored straight into the plan's buffers.
+        self.anchor_stores = [(i, out_at[(anchor.id, i)]) for i in range(anchor.num_outputs)
+                              if (anchor.id, i) in out_at]
+        self.epilogue = None
+        if epilogue:
+            members = {n.id for n in epilogue}
+            ins: list[Value] = []
+            for n in epilogue:
+                for v in n.inputs:
+                    if v[0].id not in members and all(v[0] is not u[0] or v[1] != u[1]
+                                                      for u in ins):
+                        ins.append(v)
+            outs = [v for v in step.outputs if v[0].id in members]
+            sub = _SubStep(epilogue, ins, outs)
+            body = lower_step(sub)  # type: ignore[arg-type]
+            if body is not None:
+                self.epilogue = FusedKernel(sub, body, _CompiledKernel(sub), fast_math,
+                                            min_size)
+            else:
+                self.epilogue_ref = _CompiledKernel(sub)  # type: ignore[arg-type]
+            # Where each epilogue input comes from: the anchor (output index) or a buffer.
+            self.sources = [(True, v[1]) if v[0].id == anchor.id else (False, where[(v[0].id,
+                                                                                   v[1])])
+                            for v in ins]
+            self.epilogue_stores = [out_at[(v[0].id, v[1])] for v in outs]
+            self.local_size = len(ins) + len(outs)
+        self.has_epilogue = bool(epilogue)
+
+    def run(self, env: list[Any], state: RunState) -> None:
+        args = []
+        for b in self.anchor_buffers:
+            v = env[b]
+            if isinstance(v, VarRef):
+                v = v.read(_user_op(self.anchor))
+            args.append(v)
+        if self.library is not None:
+            results = self.library(self.anchor, args)
+        else:
+            results = eval_node(self.anchor, args, state)
+        for i, b in self.anchor_stores:
+            env[b] = results[i]
+        if not self.has_epilogue:
+            return
+        local: list[Any] = [None] * self.local_size
+        for j, (from_anchor, src) in enumerate(self.sources):
+            local[j] = results[src] if from_anchor else env[src]
+        (self.epilogue or self.epilogue_ref).run(local, state)
+        n_in = len(self.sources)
+        for k, b in enumerate(self.epilogue_stores):
+            env[b] = local[n_in + k]
+
+
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
@@ -228,6 +321,7 @@ class CpuExecutable(PlanExecutable):
             fast_math = codegen.DEFAULT_FAST_MATH
         self.fused: list[FusedKernel] = []
         self.updates: list[ApplyKernel] = []
+        self.anchored: list[AnchorKernel] = []
         fresh: set[int] = set()  # steps whose outputs are always new arrays
         for k, (step, ref) in enumerate(zip(plan.steps, self._kernels)):
             if step.is_writer:
@@ -243,6 +337,16 @@ class CpuExecutable(PlanExecutable):
                 self._kernels[k] = fk
                 self.fused.append(fk)
                 fresh.add(k)
+                continue
+            anchor = step.nodes[0]
+            if step.pattern == OPAQUE_GROUP or len(step.nodes) == 1:
+                lib = library.lower_library(anchor)
+                if lib is not None or len(step.nodes) > 1:
+                    ak = AnchorKernel(step, lib, step.nodes[1:], fast_math, min_size)
+                    self._kernels[k] = ak
+                    self.anchored.append(ak)
+                    if lib is not None:
+                        fresh.add(k)
 
 
 def _suspects(plan: Plan, k: int, fresh: set[int]) -> list[int]:

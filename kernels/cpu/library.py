@@ -1,0 +1,1023 @@
+"""Library kernels: hand-written CPU implementations of ops that do not fuse.
+
+Convolutions, pooling, softmax and the cross entropies, the bias gradient and
+``UnsortedSegmentSum`` run here as small Numba loops (plus NumPy's BLAS for
+the matrix products of convolutions). Each reproduces its op's NumPy
+``reference`` in :mod:`graphflow.ops.nn_ops` / :mod:`graphflow.ops.segment_ops`:
+
+* Convolutions are im2col + GEMM in chunks of 2^21 column elements; results
+  differ from the reference only by the summation order of the products
+  (measured |diff| <= ~5e-7 * sum|terms| in float32).
+* MaxPool, MaxPoolGrad, AvgPoolGrad and UnsortedSegmentSum give exactly the
+  reference's values: the gradients add each window's share in the
+  reference's order (ascending taps), and max-pool gradients go to the first
+  strict maximum of the window in row-major order, in-bounds elements only
+  (TF's CPU rule). AvgPool sums each window in row-major order, which matched
+  the reference exactly at the benchmark shapes; NumPy does not promise that
+  order, so it is tested to rounding.
+* Softmax, LogSoftmax, the cross entropies and BiasAddGrad accumulate float32
+  sums in float64 (more accurate than the reference) and use graphflow's
+  vectorisable ``exp`` (<= 0.93 ulp): within ~1e-6 relative of the reference.
+
+NaN and inf behave as in the reference: NaN propagates through max pooling,
+softmax rows with NaN or +inf become NaN, padding takes part in convolutions
+as zeros (so an inf filter tap times padding gives NaN, as in the reference).
+
+Parallelism: kernels are serial, ``nogil`` Numba functions over a range of
+rows; large calls split the range over a small thread pool (one piece per
+core), convolutions only when the BLAS is single-threaded. On the 2-core,
+often shared machine this was tuned on, Numba's ``parallel=True`` runtime
+cost milliseconds per small call waiting for a busy core; explicit splitting
+pays only when the work is large, and keeps compile time low (one serial
+compile per kernel and dtype, cached on disk; ~20 s CPU for all of them cold).
+
+Anything a kernel does not handle (NCHW, EXPLICIT padding, dilations, float16,
+integer dtypes, run-time shape errors) runs the op's reference evaluation, so
+results and error messages are the reference's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from graphflow.kernels.cpu.fastmath import exp_f32, exp_f64
+
+__all__ = ["LIBRARY", "lower_library"]
+
+LibraryFn = Callable[[Any, list], list]
+
+# error_model="numpy": no zero-division checks, so loops vectorise (and fastmath's exp
+# inlines: it needs the caller compiled the same way). nogil: pieces run in threads.
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --- threads -----------------------------------------------------------------------------
+def _cpu_count() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+_THREADS = _cpu_count()
+# Work (multiply-adds or element visits) below which one thread runs a call: a hand-off
+# costs tens of microseconds, more when the other core is busy.
+_GRAIN = 1 << 19
+_workers: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(max(1, _THREADS - 1),
+                                          thread_name_prefix="graphflow-cpu")
+        return _workers
+
+
+def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
+    """Runs ``fn(lo, hi)`` over pieces of ``range(n)``, in parallel when ``work`` is large.
+
+    Args:
+      fn: processes rows ``[lo, hi)``; must release the GIL to gain from threads.
+      n: the number of rows.
+      work: an estimate of the call's cost in multiply-adds.
+
+    Returns:
+      The results of ``fn`` per piece, in order.
+    """
+    parts = min(_THREADS, n, max(1, work // _GRAIN))
+    if parts <= 1:
+        return [fn(0, n)]
+    bounds = [n * k // parts for k in range(parts + 1)]
+    futures = [_executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    first = fn(bounds[0], bounds[1])  # the calling thread takes a piece too
+    return [first] + [f.result() for f in futures]
+
+
+# --- fallback and attribute parsing -------------------------------------------------------
+def _reference(node: Any, args: list) -> list:
+    """The op's reference evaluation: its results, or its errors naming the user's op."""
+    from graphflow.runtime.reference import eval_node
+
+    return eval_node(node, list(args), None)
+
+
+def _window(node: Any, name: str) -> tuple[int, int] | None:
+    """The (h, w) entries of a 4-element NHWC attr (strides, ksize); None if unusual."""
+    v = node.attrs.get(name)
+    if v is None or len(v) != 4 or v[0] != 1 or v[3] != 1 or v[1] < 1 or v[2] < 1:
+        return None
+    return int(v[1]), int(v[2])
+
+
+def _nhwc_config(node: Any, kernel_attr: str | None) -> tuple | None:
+    """``(k, strides, padding)`` of an NHWC SAME/VALID window op, or None (use the reference).
+
+    ``k`` is the (h, w) of attr ``kernel_attr`` (pools' ksize), or None for convolutions,
+    which must have dilations 1.
+    """
+    a = node.attrs
+    if a.get("data_format") != "NHWC" or a.get("padding") not in ("SAME", "VALID"):
+        return None
+    if kernel_attr is None:
+        if tuple(a.get("dilations", (1, 1, 1, 1))) != (1, 1, 1, 1):
+            return None
+        k: tuple[int, int] | None = (0, 0)
+    else:
+        k = _window(node, kernel_attr)
+    s = _window(node, "strides")
+    if k is None or s is None:
+        return None
+    return k, s, a["padding"]
+
+
+def _out_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, padding before) of one spatial dim by TF's rule; size -1 if negative.
+
+    SAME: ``ceil(size / stride)`` outputs, ``max((out - 1) * stride + k - size, 0)``
+    padding with the smaller half before. VALID: ``(size - k) // stride + 1``.
+    """
+    if padding == "SAME":
+        out = -(-size // stride)
+        return out, max((out - 1) * stride + k - size, 0) // 2
+    span = size - k
+    return (span // stride + 1 if span >= 0 else -1), 0
+
+
+def _sizes(v: np.ndarray) -> tuple[int, ...] | None:
+    """A shape-valued int input as 4 non-negative ints, or None (the reference reports it)."""
+    if v.dtype.kind not in "iu" or v.size != 4:
+        return None
+    s = tuple(int(i) for i in v.ravel())
+    return s if min(s) >= 0 else None
+
+
+def _is_float(*arrays: np.ndarray) -> bool:
+    """All arrays share float32 or float64 (the dtypes the kernels are compiled for)."""
+    d = arrays[0].dtype
+    return d in _FLOATS and all(a.dtype == d for a in arrays)
+
+
+# --- scalar helpers ------------------------------------------------------------------------
+def _exp(x):  # pragma: no cover - replaced by the overload inside Numba code
+    return np.exp(x)
+
+
+@overload(_exp)
+def _exp_impl(x):
+    """Vectorisable exp of the argument's own precision (see fastmath.py)."""
+    if x == types.float32:
+        return lambda x: exp_f32(x)
+    return lambda x: exp_f64(x)
+
+
+# Flat loops index with uint64: a signed index gets NumPy's negative-index wraparound
+# check on every access, which keeps LLVM from vectorising the loop (im2col ran 3x
+# slower). Loops are written out in each kernel rather than in small helper functions:
+# every Numba function costs ~0.4 s to compile per dtype, and cold compile time counts.
+_U = np.uint64
+
+
+# --- convolution kernels -----------------------------------------------------------------
+@_jit
+def _im2col(x, cols, kh, kw, sh, sw, pt, pl, oh, ow, r0, r1):
+    """Rows ``r0..r1`` of the im2col matrix of NHWC ``x`` into ``cols[:r1 - r0]``.
+
+    Row ``(n, oy, ox)`` (flat) holds its window as ``[kh, kw, C]``, the order of a
+    filter reshaped to ``[kh * kw * C, out]``; padding is written as zeros. Each
+    window row is one contiguous copy of its in-bounds ``[lo, hi)`` part.
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    xf, cf = x.reshape(-1), cols.reshape(-1)
+    seg = kw * c
+    kdim = kh * seg
+    zero = np.zeros(1, cols.dtype)[0]
+    for r in range(r0, r1):
+        n = r // (oh * ow)
+        q = r - n * oh * ow
+        oy = q // ow
+        x0 = (q - oy * ow) * sw - pl
+        lo = max(0, -x0) * c
+        hi = max(min(kw, w - x0) * c, lo)
+        useg, ulo, un = _U(seg), _U(lo), _U(hi - lo)
+        for i in range(kh):
+            d = _U((r - r0) * kdim + i * seg)
+            y = oy * sh - pt + i
+            inside = 0 <= y < h
+            if not inside or lo > 0 or hi < seg:  # some padding: zeros first
+                for t in range(useg):
+                    cf[d + t] = zero
+            if inside:
+                src, dst = _U(((n * h + y) * w + x0) * c + lo), d + ulo
+                for t in range(un):
+                    cf[dst + t] = xf[src + t]
+
+
+@_jit
+def _im2col_t(x, cols, kh, kw, sh, sw, pt, pl, oh, ow, r0, r1):
+    """The transpose of :func:`_im2col`: ``cols[(i, j, ch), r - r0]`` for rows ``r0..r1``.
+
+    For few channels a window row is only ``kw * C`` elements, too short a copy; here
+    each run is one tap over consecutive outputs ``ox`` (up to ``ow`` elements read
+    with stride ``sw * C``). Conv layers on images (C = 1 or 3) im2col 2-3x faster.
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    xf, cf = x.reshape(-1), cols.reshape(-1)
+    m = cols.shape[1]
+    zero = np.zeros(1, cols.dtype)[0]
+    # Per tap column j, the outputs ox reading inside the row: 0 <= ox * sw + j - pl < w
+    # (computed once: integer divisions per run cost more than short copies).
+    first = np.empty(kw, np.int64)
+    last = np.empty(kw, np.int64)
+    for j in range(kw):
+        first[j] = -((j - pl) // sw)
+        last[j] = (w - 1 - j + pl) // sw + 1
+    r = r0
+    while r < r1:
+        n = r // (oh * ow)
+        q = r - n * oh * ow
+        oy = q // ow
+        oxa = q - oy * ow  # this image row's outputs in the range: [oxa, oxb)
+        oxb = min(ow, oxa + (r1 - r))
+        col0 = r - r0 - oxa  # the column of output ox is col0 + ox
+        for i in range(kh):
+            y = oy * sh - pt + i
+            for j in range(kw):
+                a = max(oxa, first[j])
+                b = max(min(oxb, last[j]), a)
+                if y < 0 or y >= h:
+                    a = b = oxb
+                for ch in range(c):
+                    d = ((i * kw + j) * c + ch) * m + col0
+                    if a > oxa or b < oxb:  # some padding: zeros first
+                        for t in range(_U(d + oxa), _U(d + oxb)):
+                            cf[t] = zero
+                    src = _U(((n * h + y) * w + a * sw + j - pl) * c + ch)
+                    dst, step = _U(d + a), _U(sw * c)
+                    if step == 1:  # one channel, stride 1: a plain copy, which vectorises
+                        for t in range(_U(b - a)):
+                            cf[dst + t] = xf[src + t]
+                    else:
+                        for t in range(_U(b - a)):
+                            cf[dst + t] = xf[src + t * step]
+        r += oxb - oxa
+
+
+@_jit
+def _col2im(dcols, dx, kh, kw, sh, sw, pt, pl, oh, ow, r0, r1):
+    """Adds rows ``r0..r1`` of a window-gradient matrix (im2col layout) onto NHWC ``dx``.
+
+    Rows are visited from last to first, so each element of ``dx`` receives its
+    windows' contributions in ascending tap order, as the reference adds them.
+    """
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    df, cf = dx.reshape(-1), dcols.reshape(-1)
+    seg = kw * c
+    kdim = kh * seg
+    for r in range(r1 - 1, r0 - 1, -1):
+        n = r // (oh * ow)
+        q = r - n * oh * ow
+        oy = q // ow
+        x0 = (q - oy * ow) * sw - pl
+        lo = max(0, -x0) * c
+        hi = max(min(kw, w - x0) * c, lo)
+        un = _U(hi - lo)
+        for i in range(kh):
+            y = oy * sh - pt + i
+            if 0 <= y < h:
+                dst = _U(((n * h + y) * w + x0) * c + lo)
+                src = _U((r - r0) * kdim + i * seg + lo)
+                for t in range(un):
+                    df[dst + t] += cf[src + t]
+
+
+# Elements of the column buffer per GEMM (8 MiB of float32): the buffer stays near the
+# cache and the GEMMs stay large. Smaller chunks (1 MiB) were as fast with one BLAS
+# thread but up to 5x slower with a multi-threaded OpenBLAS on a busy machine, where
+# every GEMM call wakes and waits for its threads.
+_CHUNK = 1 << 21
+
+
+def _blas_is_serial() -> bool:
+    """Whether NumPy's BLAS runs one thread, judged by the variables OpenBLAS reads first."""
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS"):
+        v = os.environ.get(var)
+        if v is not None:
+            return v.strip() == "1"
+    return False
+
+
+# Convolutions split over graphflow's threads only when the BLAS is serial; a threaded
+# BLAS parallelises each GEMM itself, and two callers would oversubscribe the cores.
+_BLAS_SERIAL = _blas_is_serial()
+
+
+def _gemm_work(work: int) -> int:
+    """The work to give :func:`_split` for a piece that calls BLAS (0: do not split)."""
+    return work if _BLAS_SERIAL else 0
+
+
+# Up to this many input channels im2col writes the transposed matrix (see _im2col_t).
+_FEW_CHANNELS = 4
+
+
+def _chunk_rows(kdim: int) -> int:
+    return max(1, _CHUNK // max(kdim, 1))
+
+
+def _conv_geometry(node: Any, x_shape: tuple, f_shape: tuple) -> tuple | None:
+    """Checked sizes ``(sh, sw, oh, pt, ow, pl)`` of a convolution, or None (reference)."""
+    cfg = _nhwc_config(node, None)
+    if cfg is None or len(x_shape) != 4 or len(f_shape) != 4:
+        return None
+    _, (sh, sw), padding = cfg
+    kh, kw, fc, _ = f_shape
+    if kh == 0 or kw == 0 or x_shape[3] != fc:
+        return None
+    oh, pt = _out_size(x_shape[1], kh, sh, padding)
+    ow, pl = _out_size(x_shape[2], kw, sw, padding)
+    if oh < 0 or ow < 0:
+        return None
+    return sh, sw, oh, pt, ow, pl
+
+
+def conv2d(node: Any, args: list) -> list[np.ndarray]:
+    """Conv2D (NHWC, SAME/VALID, dilation 1) by chunked im2col + GEMM.
+
+    Args:
+      node: the Conv2D IR node (attrs strides, padding, data_format, dilations).
+      args: ``[input [N, H, W, C], filter [kh, kw, C, out]]``.
+
+    Returns:
+      ``[output [N, oh, ow, out]]``.
+    """
+    x, f = args
+    if not _is_float(x, f) or x.ndim != 4 or f.ndim != 4:
+        return _reference(node, args)
+    geo = _conv_geometry(node, x.shape, f.shape)
+    if geo is None:
+        return _reference(node, args)
+    sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    kh, kw, _, oc = f.shape
+    m, kdim = n * oh * ow, kh * kw * c
+    out = np.zeros((n, oh, ow, oc), x.dtype)
+    if m == 0 or oc == 0 or kdim == 0:
+        return [out]
+    x = np.ascontiguousarray(x)
+    fm = np.ascontiguousarray(f).reshape(kdim, oc)
+    out2 = out.reshape(m, oc)
+    if kh == kw == 1 and sh == sw == 1:  # a 1x1 stride-1 window is its input: one GEMM
+        np.dot(x.reshape(m, c), fm, out=out2)
+        return [out]
+    rows = _chunk_rows(kdim)
+    few = c <= _FEW_CHANNELS
+
+    def piece(r0: int, r1: int) -> None:
+        buf = np.empty(min(rows, r1 - r0) * kdim, x.dtype)
+        for a in range(r0, r1, rows):
+            b = min(a + rows, r1)
+            if few:
+                cols_t = buf[:(b - a) * kdim].reshape(kdim, b - a)
+                _im2col_t(x, cols_t, kh, kw, sh, sw, pt, pl, oh, ow, a, b)
+                np.dot(cols_t.T, fm, out=out2[a:b])  # BLAS reads the transpose in place
+            else:
+                cols = buf[:(b - a) * kdim].reshape(b - a, kdim)
+                _im2col(x, cols, kh, kw, sh, sw, pt, pl, oh, ow, a, b)
+                np.dot(cols, fm, out=out2[a:b])
+
+    _split(piece, m, _gemm_work(m * kdim * oc))
+    return [out]
+
+
+def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
+    """Conv2DBackpropInput: GEMM of out_backprop with the filter, then col2im.
+
+    Args:
+      node: the Conv2DBackpropInput IR node.
+      args: ``[input_sizes (4 ints), filter [kh, kw, C, out], out_backprop [N, oh, ow, out]]``.
+
+    Returns:
+      ``[gradient of the input, of shape input_sizes]``.
+    """
+    sizes, f, dy = args
+    shape = _sizes(np.asarray(sizes))
+    if shape is None or not _is_float(f, dy) or f.ndim != 4 or dy.ndim != 4:
+        return _reference(node, args)
+    geo = _conv_geometry(node, shape, f.shape)
+    if geo is None:
+        return _reference(node, args)
+    sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = shape
+    kh, kw, _, oc = f.shape
+    if dy.shape != (n, oh, ow, oc):
+        return _reference(node, args)
+    dx = np.zeros(shape, dy.dtype)
+    m, kdim = n * oh * ow, kh * kw * c
+    if m == 0 or kdim == 0 or oc == 0:
+        return [dx]
+    dy2 = np.ascontiguousarray(dy).reshape(m, oc)
+    fmt = np.ascontiguousarray(f).reshape(kdim, oc).T  # [oc, kdim], a view BLAS reads as is
+    if kh == kw == 1 and sh == sw == 1:
+        np.dot(dy2, fmt, out=dx.reshape(m, c))
+        return [dx]
+    rows = _chunk_rows(kdim)
+    per_image = oh * ow
+
+    def piece(n0: int, n1: int) -> None:
+        # Whole images per thread: windows of one image overlap, images never do.
+        r0, r1 = n0 * per_image, n1 * per_image
+        dcols = np.empty((min(rows, r1 - r0), kdim), dy.dtype)
+        for a in range(r0, r1, rows):
+            b = min(a + rows, r1)
+            np.dot(dy2[a:b], fmt, out=dcols[:b - a])
+            _col2im(dcols, dx, kh, kw, sh, sw, pt, pl, oh, ow, a, b)
+
+    _split(piece, n, _gemm_work(m * kdim * oc))
+    return [dx]
+
+
+def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
+    """Conv2DBackpropFilter: chunked im2col of the input, GEMM with out_backprop, summed.
+
+    Args:
+      node: the Conv2DBackpropFilter IR node.
+      args: ``[input [N, H, W, C], filter_sizes (4 ints), out_backprop [N, oh, ow, out]]``.
+
+    Returns:
+      ``[gradient of the filter, of shape filter_sizes]``.
+    """
+    x, sizes, dy = args
+    fshape = _sizes(np.asarray(sizes))
+    if fshape is None or not _is_float(x, dy) or x.ndim != 4 or dy.ndim != 4:
+        return _reference(node, args)
+    geo = _conv_geometry(node, x.shape, fshape)
+    if geo is None:
+        return _reference(node, args)
+    sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    kh, kw, _, oc = fshape
+    if dy.shape != (n, oh, ow, oc):
+        return _reference(node, args)
+    m, kdim = n * oh * ow, kh * kw * c
+    if m == 0 or kdim == 0 or oc == 0:
+        return [np.zeros(fshape, x.dtype)]
+    x = np.ascontiguousarray(x)
+    dy2 = np.ascontiguousarray(dy).reshape(m, oc)
+    if kh == kw == 1 and sh == sw == 1:
+        return [np.dot(x.reshape(m, c).T, dy2).reshape(fshape)]
+    rows = _chunk_rows(kdim)
+
+    few = c <= _FEW_CHANNELS
+
+    def piece(r0: int, r1: int) -> np.ndarray:
+        buf = np.empty(min(rows, r1 - r0) * kdim, x.dtype)
+        acc = np.zeros((kdim, oc), x.dtype)
+        for a in range(r0, r1, rows):
+            b = min(a + rows, r1)
+            if few:
+                cols_t = buf[:(b - a) * kdim].reshape(kdim, b - a)
+                _im2col_t(x, cols_t, kh, kw, sh, sw, pt, pl, oh, ow, a, b)
+                acc += np.dot(cols_t, dy2[a:b])
+            else:
+                cols = buf[:(b - a) * kdim].reshape(b - a, kdim)
+                _im2col(x, cols, kh, kw, sh, sw, pt, pl, oh, ow, a, b)
+                acc += np.dot(cols.T, dy2[a:b])
+        return acc
+
+    parts = _split(piece, m, _gemm_work(m * kdim * oc))
+    df = parts[0]
+    for p in parts[1:]:
+        df += p
+    return [df.reshape(fshape)]
+
+
+# --- pooling kernels ---------------------------------------------------------------------
+@_jit
+def _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
+    """Max or mean over the in-bounds part of each window, for output rows ``lo..hi``.
+
+    A row is ``(n, oy)`` flat. Max propagates NaN (as NumPy's max); the mean divides
+    the window's sum by its count of in-bounds elements, in the input's dtype.
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    oh, ow = out.shape[1], out.shape[2]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    cnt = np.empty(1, out.dtype)  # the count in the output's dtype, as the reference divides
+    uc = _U(c)
+    for q in range(lo, hi):
+        n = q // oh
+        oy = q - n * oh
+        y0 = oy * sh - pt
+        i0, i1 = max(0, -y0), min(kh, h - y0)
+        for ox in range(ow):
+            x0 = ox * sw - pl
+            j0, j1 = max(0, -x0), min(kw, w - x0)
+            o = _U((q * ow + ox) * c)
+            first = True
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                    if first:
+                        for t in range(uc):
+                            of[o + t] = xf[s + t]
+                        first = False
+                    elif is_max:
+                        # np.maximum propagates NaN like NumPy's max, and vectorises
+                        # (a ternary select here ran 3x slower).
+                        for t in range(uc):
+                            of[o + t] = np.maximum(of[o + t], xf[s + t])
+                    else:
+                        for t in range(uc):
+                            of[o + t] += xf[s + t]
+            if not is_max:
+                cnt[0] = (i1 - i0) * (j1 - j0)
+                d = cnt[0]
+                for t in range(uc):
+                    of[o + t] = of[o + t] / d
+
+
+@_jit
+def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
+    """Adds each window's gradient ``g`` onto ``dx`` for images ``lo..hi``.
+
+    Max: to the window's first strict maximum of ``x`` in row-major order (in-bounds
+    elements only; a NaN first element keeps it, later NaNs never win). Mean: ``g /
+    count`` to every in-bounds element. Windows are visited from last to first, so
+    each element of ``dx`` sums its windows' shares in ascending tap order, exactly
+    as the reference's one-slice-add-per-tap does. ``dx`` must be zeros.
+    """
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    oh, ow = g.shape[1], g.shape[2]
+    xf, gf, df = x.reshape(-1), g.reshape(-1), dx.reshape(-1)
+    uc = _U(c)
+    best = np.empty(c, x.dtype)
+    # The winning tap per channel, held as a float of x's dtype: with best in the same
+    # type, the update below is branch-free arithmetic that vectorises (2x faster).
+    arg = np.empty(c, x.dtype)
+    offs = np.empty(kh * kw, np.uint64)  # flat offset of each in-bounds tap's pixel
+    scalar = np.empty(1, dx.dtype)  # ints converted to the dtype through memory
+    for n in range(lo, hi):
+        for oy in range(oh - 1, -1, -1):
+            y0 = oy * sh - pt
+            i0, i1 = max(0, -y0), min(kh, h - y0)
+            for ox in range(ow - 1, -1, -1):
+                x0 = ox * sw - pl
+                j0, j1 = max(0, -x0), min(kw, w - x0)
+                if i0 >= i1 or j0 >= j1:
+                    continue
+                go = _U(((n * oh + oy) * ow + ox) * c)
+                if is_max:
+                    k = 0
+                    for i in range(i0, i1):
+                        for j in range(j0, j1):
+                            s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                            offs[k] = s
+                            if k == 0:
+                                for t in range(uc):
+                                    best[t] = xf[s + t]
+                                    arg[t] = 0
+                            else:
+                                scalar[0] = k
+                                kf = scalar[0]
+                                for t in range(uc):
+                                    v, b = xf[s + t], best[t]
+                                    # Strictly greater wins; a NaN never compares greater.
+                                    arg[t] += (kf - arg[t]) * (b < v)
+                                    # = v if b < v else b, NaN-safe: a NaN best stays.
+                                    best[t] = np.maximum(b, np.fmax(v, b))
+                            k += 1
+                    for t in range(uc):
+                        df[offs[np.int64(arg[t])] + t] += gf[go + t]
+                else:
+                    scalar[0] = (i1 - i0) * (j1 - j0)
+                    d = scalar[0]
+                    for i in range(i0, i1):
+                        for j in range(j0, j1):
+                            s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                            for t in range(uc):
+                                df[s + t] += gf[go + t] / d
+
+
+def _pool_geometry(node: Any, shape: tuple) -> tuple | None:
+    """``(kh, kw, sh, sw, oh, pt, ow, pl)`` of an NHWC pool of an input of ``shape``."""
+    cfg = _nhwc_config(node, "ksize")
+    if cfg is None or len(shape) != 4:
+        return None
+    (kh, kw), (sh, sw), padding = cfg
+    oh, pt = _out_size(shape[1], kh, sh, padding)
+    ow, pl = _out_size(shape[2], kw, sw, padding)
+    if oh < 0 or ow < 0:
+        return None
+    return kh, kw, sh, sw, oh, pt, ow, pl
+
+
+def _pool_forward(node: Any, args: list, is_max: bool) -> list[np.ndarray]:
+    x = args[0]
+    if not _is_float(x) or x.ndim != 4:
+        return _reference(node, args)
+    geo = _pool_geometry(node, x.shape)
+    if geo is None:
+        return _reference(node, args)
+    kh, kw, sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    out = np.zeros((n, oh, ow, c), x.dtype)
+    if out.size == 0:
+        return [out]
+    x = np.ascontiguousarray(x)
+    _split(lambda lo, hi: _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi), n * oh,
+           out.size * kh * kw)
+    return [out]
+
+
+def max_pool(node: Any, args: list) -> list[np.ndarray]:
+    """MaxPool (NHWC, float): the max of each window's in-bounds elements; NaN wins.
+
+    Args:
+      node: the MaxPool IR node (attrs ksize, strides, padding, data_format).
+      args: ``[input [N, H, W, C]]``.
+
+    Returns:
+      ``[output [N, oh, ow, C]]``.
+    """
+    return _pool_forward(node, args, True)
+
+
+def avg_pool(node: Any, args: list) -> list[np.ndarray]:
+    """AvgPool (NHWC): the mean of each window's in-bounds elements.
+
+    Args:
+      node: the AvgPool IR node.
+      args: ``[input [N, H, W, C]]``.
+
+    Returns:
+      ``[output [N, oh, ow, C]]``.
+    """
+    return _pool_forward(node, args, False)
+
+
+def max_pool_grad(node: Any, args: list) -> list[np.ndarray]:
+    """MaxPoolGrad: ``grad`` routed to the first maximum of each window (bit-exact).
+
+    Args:
+      node: the MaxPoolGrad IR node.
+      args: ``[orig_input, orig_output (not read, as the reference), grad]``.
+
+    Returns:
+      ``[gradient of orig_input]``.
+    """
+    x, _, g = args
+    if not _is_float(x, g) or x.ndim != 4:
+        return _reference(node, args)
+    geo = _pool_geometry(node, x.shape)
+    if geo is None:
+        return _reference(node, args)
+    kh, kw, sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    if g.shape != (n, oh, ow, c):
+        return _reference(node, args)
+    dx = np.zeros(x.shape, g.dtype)
+    if g.size == 0:
+        return [dx]
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    _split(lambda lo, hi: _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, True, lo, hi), n,
+           g.size * kh * kw)
+    return [dx]
+
+
+def avg_pool_grad(node: Any, args: list) -> list[np.ndarray]:
+    """AvgPoolGrad: each window's ``grad / count`` spread over it (bit-exact).
+
+    Args:
+      node: the AvgPoolGrad IR node.
+      args: ``[orig_input_shape (4 ints), grad [N, oh, ow, C]]``.
+
+    Returns:
+      ``[gradient of the input, of shape orig_input_shape]``.
+    """
+    sizes, g = args
+    shape = _sizes(np.asarray(sizes))
+    if shape is None or not _is_float(g) or g.ndim != 4:
+        return _reference(node, args)
+    geo = _pool_geometry(node, shape)
+    if geo is None:
+        return _reference(node, args)
+    kh, kw, sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = shape
+    if g.shape != (n, oh, ow, c):
+        return _reference(node, args)
+    dx = np.zeros(shape, g.dtype)
+    if g.size == 0:
+        return [dx]
+    g = np.ascontiguousarray(g)
+    # x is not read for the mean; g stands in so both modes share one compiled kernel.
+    _split(lambda lo, hi: _pool_grad(g, g, dx, kh, kw, sh, sw, pt, pl, False, lo, hi), n,
+           g.size * kh * kw)
+    return [dx]
+
+
+# --- softmax and cross entropies -----------------------------------------------------------
+@_jit
+def _softmax_rows(x, out, log, lo, hi):
+    """Softmax (or log-softmax) of rows ``lo..hi`` of 2-D ``x`` into ``out``.
+
+    As the reference: ``e = exp(x - max)`` (max NaN if the row holds one), then
+    ``e / sum(e)`` or ``(x - max) - log(sum(e))``, the sum accumulated in float64
+    and rounded to the dtype. Rows must be non-empty.
+    """
+    k = x.shape[1]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    uk = _U(k)
+    tmp = np.empty(1, x.dtype)  # float64 -> dtype rounding through memory
+    for r in range(lo, hi):
+        base = _U(r * k)
+        m = xf[base]
+        for j in range(_U(1), uk):
+            m = np.maximum(m, xf[base + j])  # NaN-propagating and vectorisable
+        for j in range(uk):
+            of[base + j] = _exp(xf[base + j] - m)
+        # Four accumulators, so the sum is not serialised on one add's latency.
+        s0 = s1 = s2 = s3 = 0.0
+        j = _U(0)
+        while j + _U(4) <= uk:
+            s0 += of[base + j]
+            s1 += of[base + j + _U(1)]
+            s2 += of[base + j + _U(2)]
+            s3 += of[base + j + _U(3)]
+            j += _U(4)
+        while j < uk:
+            s0 += of[base + j]
+            j += _U(1)
+        tmp[0] = (s0 + s1) + (s2 + s3)
+        s = tmp[0]
+        if log:
+            ls = np.log(s)
+            for j in range(uk):
+                of[base + j] = (xf[base + j] - m) - ls
+        else:
+            for j in range(uk):
+                of[base + j] = of[base + j] / s
+
+
+def _log_softmax_rows(x: np.ndarray) -> np.ndarray:
+    """Log-softmax of the rows of a non-empty C-contiguous 2-D float array."""
+    out = np.empty(x.shape, x.dtype)
+    rows, k = x.shape
+    _split(lambda lo, hi: _softmax_rows(x, out, True, lo, hi), rows, 16 * rows * k)
+    return out
+
+
+def _softmax(node: Any, args: list, log: bool) -> list[np.ndarray]:
+    x = args[0]
+    if not _is_float(x) or x.ndim == 0:
+        return _reference(node, args)
+    axis = int(node.attrs.get("axis", -1))
+    if not -x.ndim <= axis < x.ndim:
+        return _reference(node, args)
+    axis %= x.ndim
+    last = axis == x.ndim - 1
+    # The kernel works on rows: another axis is moved last (a copy) and back.
+    xt = np.ascontiguousarray(x if last else np.moveaxis(x, axis, -1))
+    out = np.empty(xt.shape, x.dtype)
+    k = xt.shape[-1]
+    rows = xt.size // k if k else 0
+    if rows:
+        x2, o2 = xt.reshape(rows, k), out.reshape(rows, k)
+        _split(lambda lo, hi: _softmax_rows(x2, o2, log, lo, hi), rows, 16 * rows * k)
+    if not last:
+        out = np.ascontiguousarray(np.moveaxis(out, -1, axis))
+    return [out]
+
+
+def softmax(node: Any, args: list) -> list[np.ndarray]:
+    """Softmax along attr ``axis`` (float32/float64).
+
+    Args:
+      node: the Softmax IR node.
+      args: ``[logits]``.
+
+    Returns:
+      ``[softmax of logits]``.
+    """
+    return _softmax(node, args, False)
+
+
+def log_softmax(node: Any, args: list) -> list[np.ndarray]:
+    """LogSoftmax along attr ``axis`` (float32/float64).
+
+    Args:
+      node: the LogSoftmax IR node.
+      args: ``[logits]``.
+
+    Returns:
+      ``[log-softmax of logits]``.
+    """
+    return _softmax(node, args, True)
+
+
+def softmax_xent(node: Any, args: list) -> list[np.ndarray]:
+    """SoftmaxCrossEntropyWithLogits of features and labels (classes last).
+
+    The log-softmax kernel gives ``log_p``; then, as the reference, ``loss =
+    -sum(labels * log_p)`` and ``backprop = exp(log_p) - labels`` (NumPy, no
+    temporaries beyond the outputs). Broadcasting inputs are broadcast first.
+
+    Args:
+      node: the SoftmaxCrossEntropyWithLogits IR node.
+      args: ``[features [..., C], labels (broadcastable to features)]``.
+
+    Returns:
+      ``[loss [...], backprop [..., C]]``.
+    """
+    x, y = args
+    if not _is_float(x, y) or x.ndim == 0 or y.ndim == 0:
+        return _reference(node, args)
+    if x.shape != y.shape:
+        try:
+            shape = np.broadcast_shapes(x.shape, y.shape)
+        except ValueError:
+            return _reference(node, args)
+        x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
+    k = x.shape[-1]
+    if x.size == 0:
+        return [-np.zeros(x.shape[:-1], x.dtype), np.zeros(x.shape, x.dtype)]
+    rows = x.size // k
+    log_p = _log_softmax_rows(np.ascontiguousarray(x).reshape(rows, k)).reshape(x.shape)
+    prod = np.multiply(y, log_p)
+    # out=: an array even for rank-1 logits, where np.sum returns a NumPy scalar.
+    loss = np.negative(np.sum(prod, axis=-1), out=np.empty(x.shape[:-1], x.dtype))
+    backprop = np.exp(log_p, out=prod)
+    backprop -= y
+    return [loss, backprop]
+
+
+def sparse_softmax_xent(node: Any, args: list) -> list[np.ndarray]:
+    """SparseSoftmaxCrossEntropyWithLogits; bad labels or shapes run the reference (its error).
+
+    The log-softmax kernel gives ``log_p``; ``loss = -log_p[label]`` and backprop
+    ``exp(log_p)`` with 1 subtracted at the label, as the reference.
+
+    Args:
+      node: the SparseSoftmaxCrossEntropyWithLogits IR node.
+      args: ``[features [..., C], labels [...] (int32/int64)]``.
+
+    Returns:
+      ``[loss [...], backprop [..., C]]``.
+    """
+    x, labels = args
+    if not _is_float(x) or x.ndim == 0 or labels.dtype.kind not in "iu":
+        return _reference(node, args)
+    k = x.shape[-1]
+    if labels.shape != x.shape[:-1] or (labels.size and (labels.min() < 0 or labels.max() >= k)):
+        return _reference(node, args)
+    rows = labels.size
+    if rows == 0:
+        return [np.zeros(labels.shape, x.dtype), np.zeros(x.shape, x.dtype)]
+    log_p = _log_softmax_rows(np.ascontiguousarray(x).reshape(rows, k))
+    at = (np.arange(rows), labels.reshape(rows))
+    loss = np.negative(log_p[at]).reshape(labels.shape)
+    backprop = np.exp(log_p, out=log_p)
+    backprop[at] -= 1
+    return [loss, backprop.reshape(x.shape)]
+
+
+# --- reductions ----------------------------------------------------------------------------
+@_jit
+def _column_sums(a, lo, hi):
+    """Float64 sums of the columns of rows ``lo..hi`` of 2-D ``a``."""
+    acc = np.zeros(a.shape[1], np.float64)
+    for r in range(lo, hi):
+        for j in range(a.shape[1]):
+            acc[j] += a[r, j]
+    return acc
+
+
+def bias_add_grad(node: Any, args: list) -> list[np.ndarray]:
+    """BiasAddGrad, channels last: the sum over all other dims, accumulated in float64.
+
+    Args:
+      node: the BiasAddGrad IR node (attr data_format NHWC).
+      args: ``[out_backprop [..., C]]``.
+
+    Returns:
+      ``[gradient of the bias [C]]``.
+    """
+    dy = args[0]
+    if node.attrs.get("data_format") != "NHWC" or not _is_float(dy) or dy.ndim < 2:
+        return _reference(node, args)
+    c = dy.shape[-1]
+    rows = dy.size // c if c else 0
+    if rows == 0:
+        return [np.zeros(c, dy.dtype)]
+    a = np.ascontiguousarray(dy).reshape(rows, c)
+    parts = _split(lambda lo, hi: _column_sums(a, lo, hi), rows, rows * c)
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return [total.astype(dy.dtype)]
+
+
+@_jit
+def _segment_sum(data, ids, out, lo, hi):
+    """``out[ids[r], lo:hi] += data[r, lo:hi]`` for every row in order; negative ids drop.
+
+    Rows are added in index order, as ``np.add.at`` does, so sums are bit-identical.
+    """
+    for r in range(data.shape[0]):
+        s = ids[r]
+        if s < 0:
+            continue
+        for j in range(lo, hi):
+            out[s, j] += data[r, j]
+
+
+def unsorted_segment_sum(node: Any, args: list) -> list[np.ndarray]:
+    """UnsortedSegmentSum of float data (bit-exact); bad ids or shapes run the reference.
+
+    Args:
+      node: the UnsortedSegmentSum IR node.
+      args: ``[data, segment_ids (a prefix of data's shape), num_segments (scalar)]``.
+
+    Returns:
+      ``[sums [num_segments, *data.shape[ids.ndim:]]]``.
+    """
+    data, ids, num = args
+    if not _is_float(data) or ids.dtype.kind not in "iu" or np.ndim(num) != 0:
+        return _reference(node, args)
+    n = int(num)
+    k = ids.ndim
+    if n < 0 or data.shape[:k] != ids.shape or (ids.size and ids.max() >= n):
+        return _reference(node, args)
+    tail = data.shape[k:]
+    out = np.zeros((n,) + tail, data.dtype)
+    width = int(np.prod(tail, dtype=np.int64))
+    if ids.size == 0 or width == 0 or n == 0:
+        return [out]
+    d2 = np.ascontiguousarray(data).reshape(ids.size, width)
+    flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+    o2 = out.reshape(n, width)
+    # Threads split the columns: each keeps the row order, so sums stay exact.
+    _split(lambda lo, hi: _segment_sum(d2, flat, o2, lo, hi), width, d2.size)
+    return [out]
+
+
+# --- lowering ------------------------------------------------------------------------------
+LIBRARY: dict[str, LibraryFn] = {
+    "Conv2D": conv2d,
+    "Conv2DBackpropInput": conv2d_backprop_input,
+    "Conv2DBackpropFilter": conv2d_backprop_filter,
+    "MaxPool": max_pool,
+    "MaxPoolGrad": max_pool_grad,
+    "AvgPool": avg_pool,
+    "AvgPoolGrad": avg_pool_grad,
+    "Softmax": softmax,
+    "LogSoftmax": log_softmax,
+    "SoftmaxCrossEntropyWithLogits": softmax_xent,
+    "SparseSoftmaxCrossEntropyWithLogits": sparse_softmax_xent,
+    "BiasAddGrad": bias_add_grad,
+    "UnsortedSegmentSum": unsorted_segment_sum,
+}
+"""Op type -> ``fn(node, args) -> list of outputs``; each falls back to the reference
+for run-time cases it does not handle."""
+
+_WINDOW_OPS = {"Conv2D": None, "Conv2DBackpropInput": None, "Conv2DBackpropFilter": None,
+               "MaxPool": "ksize", "MaxPoolGrad": "ksize", "AvgPool": "ksize",
+               "AvgPoolGrad": "ksize"}
+
+
+def lower_library(node: Any) -> LibraryFn | None:
+    """The library kernel for an IR node, or None when the reference should run it.
+
+    A node qualifies when its type is in :data:`LIBRARY`, its (first) output is
+    float32 or float64, and its attrs are ones the kernels implement: NHWC,
+    SAME/VALID padding and dilations 1 for window ops, NHWC for BiasAddGrad.
+
+    Args:
+      node: a :class:`graphflow.compiler.ir.Node`.
+
+    Returns:
+      ``fn(node, args) -> list[np.ndarray]``, or None.
+    """
+    fn = LIBRARY.get(node.type)
+    if fn is None or not node.dtypes or node.dtypes[0].np not in _FLOATS:
+        return None
+    if node.type in _WINDOW_OPS and _nhwc_config(node, _WINDOW_OPS[node.type]) is None:
+        return None
+    if node.type == "BiasAddGrad" and node.attrs.get("data_format") != "NHWC":
+        return None
+    return fn

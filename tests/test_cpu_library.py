@@ -1,0 +1,510 @@
+"""CPU library kernels (graphflow.kernels.cpu.library) against the ops' reference evaluations.
+
+Every handled op runs on random inputs (hypothesis) and on hand-picked edge
+cases; outputs must have the reference's shape and dtype and its values:
+
+* bit-exact for MaxPool, MaxPoolGrad, AvgPoolGrad and UnsortedSegmentSum;
+* for sums of products (convolutions, AvgPool, BiasAddGrad) within
+  ``TOL * scale``, where ``scale`` is the op evaluated on the inputs' absolute
+  values (the size of the terms summed), so cancellation does not matter;
+* for the softmax family within ``TOL * (|expected| + row scale)``.
+
+Non-finite values must match exactly (NaN where the reference has NaN, same
+infinities). Inputs the kernels do not handle must give the reference's result
+or its error. Half of the random cases shrink the kernels' chunk and thread
+thresholds so the multi-threaded, multi-chunk paths run on small inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import graphflow as gf
+from graphflow.compiler.lower import lower
+from graphflow.kernels.cpu import library
+from graphflow.ops.building import make
+from graphflow.runtime.reference import eval_node
+
+FLOATS = [np.float32, np.float64]
+# Relative to the scale of the summed terms: float32 sums of tens of products round to
+# ~1e-7 of it; float64 to ~1e-15.
+TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+seeds = st.integers(0, 2**32 - 1)
+float_dtypes = st.sampled_from(FLOATS)
+paddings = st.sampled_from(["SAME", "VALID"])
+
+
+# --- helpers -------------------------------------------------------------------------------
+def node_of(build: Callable[[], Any]) -> Any:
+    """The IR node of the op ``build()`` makes (from placeholders) in a fresh graph."""
+    with gf.Graph().as_default() as g:
+        out = build()
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        feeds = [op.outputs[0] for op in g.get_operations() if op.type == "Placeholder"]
+        prog = lower(outs, [], feeds)
+    return next(n for n in prog.nodes if n.name == outs[0].op.name)
+
+
+def ph(dtype: Any, rank: int | None = 4) -> Any:
+    """A placeholder of unknown dims (the node then suits any run-time shape)."""
+    return gf.placeholder(gf.as_dtype(np.dtype(dtype)), None if rank is None else [None] * rank)
+
+
+@contextlib.contextmanager
+def tiny_pieces(on: bool = True) -> Iterator[None]:
+    """Makes the kernels split small inputs over 3 threads and chunks of 7 rows."""
+    names = ("_GRAIN", "_THREADS", "_CHUNK", "_BLAS_SERIAL")
+    saved = [getattr(library, k) for k in names]
+    if on:
+        for k, v in zip(names, (1, 3, 7, True)):
+            setattr(library, k, v)
+    try:
+        yield
+    finally:
+        for k, v in zip(names, saved):
+            setattr(library, k, v)
+
+
+def evaluate(node: Any, args: list, split: bool = False) -> tuple[list | None, list | None]:
+    """(library outputs, reference outputs), or the errors both must raise alike."""
+    fn = library.lower_library(node)
+    assert fn is not None, f"{node.type} {node.attrs} is not handled"
+    # Non-finite inputs make NumPy warn (in the reference as in the kernels' GEMMs).
+    with np.errstate(all="ignore"):
+        try:
+            expected = eval_node(node, list(args), None)
+        except gf.errors.OpError as e:
+            with pytest.raises(type(e)) as info, tiny_pieces(split):
+                fn(node, args)
+            assert str(info.value) == str(e)
+            return None, None
+        with tiny_pieces(split):
+            actual = fn(node, args)
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert isinstance(a, np.ndarray)
+        assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
+        assert a.dtype == e.dtype, f"dtype {a.dtype} != {e.dtype}"
+    return actual, expected
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, scale: Any) -> None:
+    """``|actual - expected| <= TOL * scale`` where finite; non-finite values identical."""
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(actual[~finite], expected[~finite])
+    scale = np.broadcast_to(np.asarray(scale, np.float64), expected.shape)
+    diff = np.abs(actual[finite].astype(np.float64) - expected[finite])
+    bound = TOL[expected.dtype] * scale[finite]
+    bad = ~(diff <= bound)
+    assert not bad.any(), (f"{int(bad.sum())} of {diff.size} differ; worst "
+                           f"{diff[bad].max():.3g} vs bound {bound[bad].min():.3g}")
+
+
+def check_exact(node: Any, args: list, split: bool = False) -> None:
+    """Values equal to the reference's (NaN where it has NaN)."""
+    actual, expected = evaluate(node, args, split)
+    for a, e in zip(actual or [], expected or []):
+        np.testing.assert_array_equal(a, e)
+
+
+def check_sum(node: Any, args: list, split: bool = False) -> None:
+    """Sums of products: the bound scales with the op evaluated on |inputs|."""
+    actual, expected = evaluate(node, args, split)
+    if actual is None:
+        return
+    absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
+    with np.errstate(all="ignore"):
+        scale = eval_node(node, absolute, None)
+    for a, e, s in zip(actual, expected, scale):
+        assert_close(a, e, np.abs(s.astype(np.float64)) + np.finfo(e.dtype).tiny)
+
+
+def rand(rng: np.random.Generator, shape: tuple, dtype: Any, ties: bool = False) -> np.ndarray:
+    """Normal values; with ``ties``, a few small integers so windows hold equal maxima."""
+    if ties:
+        return rng.integers(-2, 3, shape).astype(dtype)
+    return (rng.standard_normal(shape) * 3).astype(dtype)
+
+
+def sprinkle(rng: np.random.Generator, x: np.ndarray, values: tuple) -> np.ndarray:
+    """``x`` with a few elements replaced by ``values`` (NaN, inf, huge, ...)."""
+    x = x.copy()
+    if x.size:
+        flat = x.reshape(-1)
+        for v in values:
+            flat[rng.integers(0, x.size)] = v
+    return x
+
+
+# --- convolutions ------------------------------------------------------------------------
+def conv_node(op: str, dtype: Any, strides: tuple, padding: str, **attrs: Any) -> Any:
+    s = (1, strides[0], strides[1], 1)
+    if op == "Conv2D":
+        return node_of(lambda: gf.nn.conv2d(ph(dtype), ph(dtype), s, padding, **attrs))
+    if op == "Conv2DBackpropInput":
+        return node_of(lambda: gf.nn.conv2d_backprop_input(
+            ph(np.int32, 1), ph(dtype), ph(dtype), s, padding, **attrs))
+    return node_of(lambda: gf.nn.conv2d_backprop_filter(
+        ph(dtype), ph(np.int32, 1), ph(dtype), s, padding, **attrs))
+
+
+def out_size(size: int, k: int, stride: int, padding: str) -> int:
+    if padding == "SAME":
+        return -(-size // stride)
+    return max((size - k) // stride + 1, 0)
+
+
+def conv_args(op: str, rng: np.random.Generator, dtype: Any, x_shape: tuple, f_shape: tuple,
+              strides: tuple, padding: str) -> list:
+    x = rand(rng, x_shape, dtype)
+    f = rand(rng, f_shape, dtype)
+    oh = out_size(x_shape[1], f_shape[0], strides[0], padding)
+    ow = out_size(x_shape[2], f_shape[1], strides[1], padding)
+    dy = rand(rng, (x_shape[0], oh, ow, f_shape[3]), dtype)
+    if op == "Conv2D":
+        return [x, f]
+    if op == "Conv2DBackpropInput":
+        return [np.array(x_shape, np.int32), f, dy]
+    return [x, np.array(f_shape, np.int32), dy]
+
+
+CONV_OPS = ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"]
+
+
+@pytest.mark.parametrize("op", CONV_OPS)
+@given(dtype=float_dtypes, n=st.integers(0, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 7), oc=st.integers(1, 5), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), padding=paddings, seed=seeds,
+       split=st.booleans())
+def test_conv_random(op, dtype, n, h, w, c, oc, kh, kw, sh, sw, padding, seed, split):
+    # c spans both im2col layouts (<= 4 channels transposed); VALID windows larger than
+    # the input check that the reference's error comes out.
+    rng = np.random.default_rng(seed)
+    node = conv_node(op, dtype, (sh, sw), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (kh, kw, c, oc), (sh, sw), padding)
+    check_sum(node, args, split)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", CONV_OPS)
+@pytest.mark.parametrize("x_shape, f_shape, strides, padding", [
+    ((0, 5, 5, 3), (3, 3, 3, 4), (1, 1), "SAME"),  # empty batch
+    ((2, 1, 1, 2), (1, 1, 2, 3), (1, 1), "SAME"),  # 1x1 image, 1x1 filter (one GEMM)
+    ((2, 1, 1, 2), (3, 3, 2, 3), (1, 1), "SAME"),  # 1x1 image, all but one tap padding
+    ((2, 7, 8, 3), (2, 2, 3, 2), (3, 4), "SAME"),  # stride > kernel, even kernel
+    ((2, 6, 6, 5), (4, 2, 5, 2), (1, 2), "SAME"),  # even kernels: padding after > before
+    ((2, 6, 6, 5), (1, 1, 5, 2), (2, 2), "VALID"),  # 1x1 strided: im2col, not one GEMM
+    ((1, 4, 4, 6), (4, 4, 6, 3), (1, 1), "VALID"),  # window = image
+    ((2, 5, 5, 0), (3, 3, 0, 2), (1, 1), "SAME"),  # no input channels
+    ((2, 5, 5, 2), (3, 3, 2, 0), (1, 1), "SAME"),  # no output channels
+])
+def test_conv_edges(op, dtype, x_shape, f_shape, strides, padding):
+    rng = np.random.default_rng(7)
+    node = conv_node(op, dtype, strides, padding)
+    args = conv_args(op, rng, dtype, x_shape, f_shape, strides, padding)
+    check_sum(node, args)
+    check_sum(node, args, split=True)
+
+
+@pytest.mark.parametrize("op", CONV_OPS)
+def test_conv_nonfinite_and_large(op):
+    rng = np.random.default_rng(3)
+    node = conv_node(op, np.float32, (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 5, 6, 3), (3, 3, 3, 2), (1, 1), "SAME")
+    for k, a in enumerate(args):
+        if a.dtype.kind == "f":
+            # inf times padding's zeros gives NaN, as in the reference.
+            args[k] = sprinkle(rng, a, (np.nan, np.inf, -np.inf, 1e30))
+    check_sum(node, args)
+    big = [a * np.float32(1e18) if a.dtype.kind == "f" else a for a in conv_args(
+        op, rng, np.float32, (2, 5, 6, 3), (3, 3, 3, 2), (1, 1), "SAME")]
+    check_sum(node, big)  # products overflow to inf where the reference's do
+
+
+def test_conv_bad_runtime_shapes_raise_the_reference_errors():
+    node = conv_node("Conv2D", np.float32, (1, 1), "VALID")
+    x = np.ones((1, 4, 4, 3), np.float32)
+    check_sum(node, [x, np.ones((3, 3, 2, 1), np.float32)])  # channel mismatch
+    check_sum(node, [x, np.ones((5, 5, 3, 1), np.float32)])  # window larger than input
+    check_sum(node, [x, np.ones((0, 3, 3, 1), np.float32)])  # empty window
+    bi = conv_node("Conv2DBackpropInput", np.float32, (1, 1), "SAME")
+    f = np.ones((3, 3, 3, 2), np.float32)
+    check_sum(bi, [np.array([1, 4, 4, 3], np.int32), f, np.ones((1, 4, 5, 2), np.float32)])
+    check_sum(bi, [np.array([1, 4, 4], np.int32), f, np.ones((1, 4, 4, 2), np.float32)])
+    check_sum(bi, [np.array([1, -4, 4, 3], np.int32), f, np.ones((1, 4, 4, 2), np.float32)])
+    bf = conv_node("Conv2DBackpropFilter", np.float32, (1, 1), "SAME")
+    check_sum(bf, [x, np.array([3, 3, 3, 2], np.int32), np.ones((2, 4, 4, 2), np.float32)])
+    check_sum(bf, [x, np.array([3, 3, 3, 2], np.int64), np.ones((1, 4, 4, 2), np.float32)])
+
+
+# --- pooling --------------------------------------------------------------------------------
+POOL_OPS = ["MaxPool", "AvgPool", "MaxPoolGrad", "AvgPoolGrad"]
+
+
+def pool_node(op: str, dtype: Any, ksize: tuple, strides: tuple, padding: str) -> Any:
+    attrs = {"ksize": (1, ksize[0], ksize[1], 1), "strides": (1, strides[0], strides[1], 1),
+             "padding": padding, "data_format": "NHWC"}
+    if op == "MaxPool":
+        return node_of(lambda: gf.nn.max_pool(ph(dtype), attrs["ksize"], attrs["strides"],
+                                              padding))
+    if op == "AvgPool":
+        return node_of(lambda: gf.nn.avg_pool(ph(dtype), attrs["ksize"], attrs["strides"],
+                                              padding))
+    if op == "MaxPoolGrad":
+        return node_of(lambda: make("MaxPoolGrad", [ph(dtype), ph(dtype), ph(dtype)], attrs))
+    return node_of(lambda: make("AvgPoolGrad", [ph(np.int32, 1), ph(dtype)], attrs))
+
+
+def pool_args(op: str, rng: np.random.Generator, dtype: Any, x_shape: tuple, ksize: tuple,
+              strides: tuple, padding: str, ties: bool = False) -> list:
+    x = rand(rng, x_shape, dtype, ties)
+    oh = out_size(x_shape[1], ksize[0], strides[0], padding)
+    ow = out_size(x_shape[2], ksize[1], strides[1], padding)
+    g = rand(rng, (x_shape[0], oh, ow, x_shape[3]), dtype)
+    if op in ("MaxPool", "AvgPool"):
+        return [x]
+    if op == "MaxPoolGrad":
+        return [x, np.zeros_like(g), g]  # orig_output is not read
+    return [np.array(x_shape, np.int32), g]
+
+
+def check_pool(op: str, node: Any, args: list, split: bool = False) -> None:
+    if op == "AvgPool":
+        check_sum(node, args, split)
+    else:
+        check_exact(node, args, split)
+
+
+@pytest.mark.parametrize("op", POOL_OPS)
+@given(dtype=float_dtypes, n=st.integers(0, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 6), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), padding=paddings, ties=st.booleans(), seed=seeds,
+       split=st.booleans())
+def test_pool_random(op, dtype, n, h, w, c, kh, kw, sh, sw, padding, ties, seed, split):
+    rng = np.random.default_rng(seed)
+    node = pool_node(op, dtype, (kh, kw), (sh, sw), padding)
+    check_pool(op, node, pool_args(op, rng, dtype, (n, h, w, c), (kh, kw), (sh, sw), padding,
+                                   ties), split)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", POOL_OPS)
+@pytest.mark.parametrize("x_shape, ksize, strides, padding", [
+    ((0, 4, 4, 2), (2, 2), (2, 2), "SAME"),  # empty batch
+    ((2, 1, 1, 3), (1, 1), (1, 1), "VALID"),  # 1x1 image
+    ((2, 1, 1, 3), (3, 3), (2, 2), "SAME"),  # 1x1 image in a window of padding
+    ((1, 7, 9, 2), (2, 2), (3, 4), "SAME"),  # stride > kernel
+    ((1, 6, 6, 2), (4, 2), (1, 1), "SAME"),  # even kernel, overlapping windows
+    ((2, 5, 5, 0), (2, 2), (2, 2), "SAME"),  # no channels
+])
+def test_pool_edges(op, dtype, x_shape, ksize, strides, padding):
+    rng = np.random.default_rng(11)
+    node = pool_node(op, dtype, ksize, strides, padding)
+    for ties in (False, True):
+        args = pool_args(op, rng, dtype, x_shape, ksize, strides, padding, ties)
+        check_pool(op, node, args)
+        check_pool(op, node, args, split=True)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", POOL_OPS)
+def test_pool_nonfinite_and_ties(op, dtype):
+    # Max pooling: NaN wins the forward max; the gradient goes to the first strict
+    # maximum, never to a later NaN, and stays with a NaN that comes first.
+    rng = np.random.default_rng(5)
+    node = pool_node(op, dtype, (3, 3), (1, 2), "SAME")
+    args = pool_args(op, rng, dtype, (2, 7, 6, 4), (3, 3), (1, 2), "SAME", ties=True)
+    args = [sprinkle(rng, a, (np.nan, np.nan, np.inf, -np.inf, 1e300 if dtype == np.float64
+                              else 1e38)) if a.dtype.kind == "f" else a for a in args]
+    check_pool(op, node, args)
+    equal = [np.zeros_like(a) if a.dtype.kind == "f" else a for a in args]  # all tied
+    check_pool(op, node, equal)
+
+
+def test_max_pool_grad_routes_ties_to_the_first_maximum():
+    node = pool_node("MaxPoolGrad", np.float32, (2, 2), (2, 2), "VALID")
+    x = np.array([[1, 3], [3, 0]], np.float32).reshape(1, 2, 2, 1)
+    (dx,) = library.max_pool_grad(node, [x, x[:, :1, :1], np.full((1, 1, 1, 1), 5, np.float32)])
+    np.testing.assert_array_equal(dx.reshape(2, 2), [[0, 5], [0, 0]])
+    x = np.array([[np.nan, 3], [4, 0]], np.float32).reshape(1, 2, 2, 1)
+    (dx,) = library.max_pool_grad(node, [x, x[:, :1, :1], np.full((1, 1, 1, 1), 5, np.float32)])
+    np.testing.assert_array_equal(dx.reshape(2, 2), [[5, 0], [0, 0]])
+
+
+def test_pool_bad_runtime_shapes_raise_the_reference_errors():
+    node = pool_node("MaxPool", np.float32, (3, 3), (1, 1), "VALID")
+    check_exact(node, [np.ones((1, 2, 5, 1), np.float32)])  # window larger than input
+    grad = pool_node("MaxPoolGrad", np.float32, (2, 2), (2, 2), "SAME")
+    x = np.ones((1, 4, 4, 2), np.float32)
+    check_exact(grad, [x, x, np.ones((1, 3, 2, 2), np.float32)])  # grad of the wrong shape
+    avg = pool_node("AvgPoolGrad", np.float32, (2, 2), (2, 2), "SAME")
+    check_exact(avg, [np.array([1, 4, 4, 2], np.int32), np.ones((1, 2, 3, 2), np.float32)])
+    check_exact(avg, [np.array([1, 4, 4], np.int32), np.ones((1, 2, 2, 2), np.float32)])
+
+
+# --- softmax and cross entropies ------------------------------------------------------------
+def row_scale(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """1 + the largest |x - max| of each row: the size of log-softmax's terms."""
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        s = np.max(np.abs(x - m), axis=axis, keepdims=True, initial=0.0)
+    return 1 + np.where(np.isfinite(s), s, 0).astype(np.float64)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@given(dtype=float_dtypes, shape=st.lists(st.integers(0, 6), min_size=1, max_size=3),
+       axis=st.integers(-3, 2), special=st.booleans(), seed=seeds, split=st.booleans())
+def test_softmax_random(op, dtype, shape, axis, special, seed, split):
+    rng = np.random.default_rng(seed)
+    axis = axis % len(shape)
+    fn = gf.nn.softmax if op == "Softmax" else gf.nn.log_softmax
+    node = node_of(lambda: fn(ph(dtype, len(shape)), axis=axis))
+    x = rand(rng, tuple(shape), dtype)
+    if special:
+        x = sprinkle(rng, x * 1e3, (np.nan, np.inf, -np.inf, np.finfo(dtype).max))
+    actual, expected = evaluate(node, [x], split)
+    with np.errstate(over="ignore"):  # near-max values: an infinite bound is fine
+        scale = np.abs(expected[0]) + row_scale(x, axis)
+    assert_close(actual[0], expected[0], scale)
+
+
+def test_softmax_rows_of_minus_inf_and_empty_classes():
+    for fn in (gf.nn.softmax, gf.nn.log_softmax):
+        node = node_of(lambda fn=fn: fn(ph(np.float32, 2)))
+        x = np.array([[-np.inf, -np.inf], [0, -np.inf], [np.inf, 1], [np.nan, 1]], np.float32)
+        check_exact(node, [x])
+        check_exact(node, [np.zeros((3, 0), np.float32)])
+        check_exact(node, [np.zeros((0, 4), np.float32)])
+
+
+@given(dtype=float_dtypes, batch=st.lists(st.integers(0, 5), min_size=0, max_size=2),
+       classes=st.integers(1, 7), broadcast=st.booleans(), special=st.booleans(), seed=seeds,
+       split=st.booleans())
+def test_softmax_xent_random(dtype, batch, classes, broadcast, special, seed, split):
+    rng = np.random.default_rng(seed)
+    shape = tuple(batch) + (classes,)
+    node = node_of(lambda: make("SoftmaxCrossEntropyWithLogits",
+                                [ph(dtype, len(shape)), ph(dtype, len(shape))]))
+    x = rand(rng, shape, dtype)
+    labels = rng.dirichlet(np.ones(classes), size=shape[:-1]).astype(dtype)
+    labels[rng.random(labels.shape) < 0.3] = 0
+    if broadcast and batch:
+        labels = labels[:1]  # broadcast against the logits' first dim
+    if special:
+        x = sprinkle(rng, x * 1e3, (np.nan, np.inf, -np.inf))
+    actual, expected = evaluate(node, [x, labels], split)
+    lp = np.broadcast_to(np.abs(x), expected[1].shape)
+    term_scale = np.sum(np.abs(np.broadcast_to(labels, lp.shape)) * row_scale(lp), axis=-1)
+    assert_close(actual[0], expected[0], np.abs(expected[0]) + term_scale + 1)
+    assert_close(actual[1], expected[1], np.abs(expected[1]) + 1)
+
+
+def test_softmax_xent_edges():
+    node = node_of(lambda: make("SoftmaxCrossEntropyWithLogits",
+                                [ph(np.float64, 2), ph(np.float64, 2)]))
+    # a zero label times a -inf log-probability is NaN, as in the reference
+    check_exact(node, [np.array([[0.0, -np.inf]]), np.array([[1.0, 0.0]])])
+    check_exact(node, [np.zeros((2, 0)), np.zeros((2, 0))])  # no classes: loss -0.0
+    check_exact(node, [np.zeros((2, 3)), np.zeros((3, 3))])  # not broadcastable: error
+
+
+@given(dtype=float_dtypes, label_dtype=st.sampled_from([np.int32, np.int64]),
+       batch=st.lists(st.integers(0, 5), min_size=0, max_size=2), classes=st.integers(1, 7),
+       special=st.booleans(), seed=seeds, split=st.booleans())
+def test_sparse_xent_random(dtype, label_dtype, batch, classes, special, seed, split):
+    rng = np.random.default_rng(seed)
+    shape = tuple(batch) + (classes,)
+    node = node_of(lambda: make("SparseSoftmaxCrossEntropyWithLogits",
+                                [ph(dtype, len(shape)), ph(label_dtype, len(batch))]))
+    x = rand(rng, shape, dtype)
+    labels = rng.integers(0, classes, tuple(batch)).astype(label_dtype)
+    if special:
+        x = sprinkle(rng, x * 1e3, (np.nan, np.inf, -np.inf))
+    actual, expected = evaluate(node, [x, labels], split)
+    scale = row_scale(x)
+    assert_close(actual[0], expected[0], np.abs(expected[0]) + scale[..., 0])
+    assert_close(actual[1], expected[1], np.abs(expected[1]) + 1)
+
+
+def test_sparse_xent_bad_labels_raise_the_reference_errors():
+    node = node_of(lambda: make("SparseSoftmaxCrossEntropyWithLogits",
+                                [ph(np.float32, 2), ph(np.int64, 1)]))
+    x = np.zeros((3, 4), np.float32)
+    check_exact(node, [x, np.array([0, 4, 1])])
+    check_exact(node, [x, np.array([0, -1, 1])])
+    check_exact(node, [x, np.array([0, 1])])
+    check_exact(node, [np.zeros((0, 4), np.float32), np.zeros(0, np.int64)])
+
+
+# --- reductions -----------------------------------------------------------------------------
+@given(dtype=float_dtypes, shape=st.lists(st.integers(0, 7), min_size=2, max_size=4),
+       special=st.booleans(), seed=seeds, split=st.booleans())
+def test_bias_add_grad_random(dtype, shape, special, seed, split):
+    rng = np.random.default_rng(seed)
+    node = node_of(lambda: make("BiasAddGrad", [ph(dtype, len(shape))],
+                                {"data_format": "NHWC"}))
+    dy = rand(rng, tuple(shape), dtype)
+    if special:
+        dy = sprinkle(rng, dy, (np.nan, np.inf, 1e30))
+    check_sum(node, [dy], split)
+
+
+@given(dtype=float_dtypes, rows=st.integers(0, 12), tail=st.lists(st.integers(0, 4), max_size=2),
+       num=st.integers(0, 5), id_dtype=st.sampled_from([np.int32, np.int64]),
+       two_d=st.booleans(), seed=seeds, split=st.booleans())
+def test_unsorted_segment_sum_random(dtype, rows, tail, num, id_dtype, two_d, seed, split):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(-1, max(num, 1), rows).astype(id_dtype)  # -1s are dropped
+    data = rand(rng, (rows,) + tuple(tail), dtype)
+    if two_d and rows % 2 == 0:
+        ids, data = ids.reshape(2, -1), data.reshape((2, rows // 2) + tuple(tail))
+    node = node_of(lambda: gf.math.unsorted_segment_sum(
+        ph(dtype, data.ndim), ph(id_dtype, ids.ndim), ph(id_dtype, 0)))
+    # num == 0 with non-negative ids exercises the reference's out-of-range error.
+    check_exact(node, [data, ids, np.array(num, id_dtype)], split)
+
+
+# --- lowering -------------------------------------------------------------------------------
+def test_lower_library_declines_what_the_kernels_do_not_implement():
+    f16 = np.float16
+    declined = [
+        node_of(lambda: gf.nn.conv2d(ph(np.float32), ph(np.float32), 1, "SAME",
+                                     data_format="NCHW")),
+        node_of(lambda: gf.nn.conv2d(ph(np.float32), ph(np.float32), 1,
+                                     [[0, 0], [1, 1], [1, 1], [0, 0]])),
+        node_of(lambda: gf.nn.conv2d(ph(np.float32), ph(np.float32), 1, "SAME", dilations=2)),
+        node_of(lambda: gf.nn.conv2d(ph(f16), ph(f16), 1, "SAME")),
+        node_of(lambda: gf.nn.max_pool(ph(np.int32), 2, 2, "SAME")),
+        node_of(lambda: gf.nn.avg_pool(ph(np.float32), 2, 2, "SAME", data_format="NCHW")),
+        node_of(lambda: gf.nn.softmax(ph(f16, 2))),
+        node_of(lambda: make("BiasAddGrad", [ph(np.float32)], {"data_format": "NCHW"})),
+        node_of(lambda: gf.math.unsorted_segment_sum(ph(np.int32, 1), ph(np.int32, 1), 3)),
+        node_of(lambda: gf.nn.relu(ph(np.float32))),
+    ]
+    for node in declined:
+        assert library.lower_library(node) is None, node
+    handled = node_of(lambda: gf.nn.conv2d(ph(np.float64), ph(np.float64), 2, "VALID"))
+    assert library.lower_library(handled) is library.LIBRARY["Conv2D"]
+
+
+def test_library_functions_fall_back_for_unhandled_attrs():
+    # Called directly (not through lower_library), a kernel still gives the reference's
+    # result for attrs it does not implement.
+    rng = np.random.default_rng(2)
+    node = node_of(lambda: gf.nn.conv2d(ph(np.float32), ph(np.float32), 1, "SAME",
+                                        dilations=2))
+    args = [rand(rng, (1, 6, 6, 2), np.float32), rand(rng, (3, 3, 2, 2), np.float32)]
+    np.testing.assert_array_equal(library.conv2d(node, args)[0],
+                                  eval_node(node, list(args), None)[0])
+    node = node_of(lambda: make("BiasAddGrad", [ph(np.float32)], {"data_format": "NCHW"}))
+    dy = rand(rng, (2, 3, 4, 5), np.float32)
+    np.testing.assert_array_equal(library.bias_add_grad(node, [dy])[0],
+                                  eval_node(node, [dy], None)[0])
