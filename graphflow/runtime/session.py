@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,11 +61,15 @@ class Session:
       graph: the graph to run (default: the default graph).
       config: a ``gf.ConfigProto``; its ``graph_options.optimizer_options``
         switch constant folding and common-subexpression elimination.
-      backend: ``"reference"`` runs the compiled plan with NumPy, op by op
-        within each fusion group; ``"interpreter"`` runs the graph op by op
-        without compiling (the oracle); ``"cpu"`` runs elementwise fusion
-        groups as generated Numba loops (kernels cached on disk) and the rest
-        like ``"reference"``.
+      backend: ``"cpu"`` (the default) runs the compiled plan on the CPU:
+        fusion groups as generated Numba loops (kernels cached on disk;
+        loops under ``GRAPHFLOW_JIT_MIN_SIZE`` elements, default 4096, run
+        NumPy instead of compiling), library kernels for convolutions, pools
+        and softmax, in-place optimizer updates, the rest like
+        ``"reference"``; ``"reference"`` runs the compiled plan with NumPy,
+        op by op within each fusion group; ``"interpreter"`` runs the graph op
+        by op without compiling (the oracle). ``GRAPHFLOW_BACKEND`` changes
+        the default.
       device: where compiled backends run; unused by the reference backend.
       fast_math: for ``backend="cpu"``: True (the default) uses graphflow's
         vectorisable exp/log/tanh/... in generated kernels, False uses libm
@@ -78,10 +83,12 @@ class Session:
     """
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 backend: str = "reference", device: str | None = None,
+                 backend: str | None = None, device: str | None = None,
                  optimizer_options: Any = None, fast_math: bool | None = None) -> None:
         if target:
             raise ValueError(f"graphflow runs in-process; target must be empty, got {target!r}")
+        if backend is None:
+            backend = os.environ.get("GRAPHFLOW_BACKEND") or "cpu"
         if backend not in BACKENDS:
             raise ValueError(f"Unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         self._graph = graph or get_default_graph()
@@ -279,7 +286,7 @@ class InteractiveSession(Session):
     """A Session that makes itself the default on creation (TF1's ``tf.InteractiveSession``)."""
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 backend: str = "reference", device: str | None = None,
+                 backend: str | None = None, device: str | None = None,
                  optimizer_options: Any = None, fast_math: bool | None = None) -> None:
         super().__init__(target, graph, config, backend, device, optimizer_options, fast_math)
         self._ctx = self.as_default()

@@ -39,9 +39,7 @@ results and error messages are the reference's.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -49,6 +47,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from graphflow.kernels.cpu import threads
 from graphflow.kernels.cpu.fastmath import exp_f32, exp_f64
 
 __all__ = ["LIBRARY", "lower_library"]
@@ -63,29 +62,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # --- threads -----------------------------------------------------------------------------
-def _cpu_count() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
-
-
-_THREADS = _cpu_count()
+_THREADS = min(threads.num_threads(), numba.config.NUMBA_NUM_THREADS)
 # Work (multiply-adds or element visits) below which one thread runs a call: a hand-off
 # costs tens of microseconds, more when the other core is busy.
 _GRAIN = 1 << 19
-_workers: ThreadPoolExecutor | None = None
-_workers_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _workers
-    with _workers_lock:
-        if _workers is None:
-            _workers = ThreadPoolExecutor(max(1, _THREADS - 1),
-                                          thread_name_prefix="graphflow-cpu")
-        return _workers
 
 
 def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
@@ -103,7 +83,7 @@ def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
     if parts <= 1:
         return [fn(0, n)]
     bounds = [n * k // parts for k in range(parts + 1)]
-    futures = [_executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    futures = [threads.executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     first = fn(bounds[0], bounds[1])  # the calling thread takes a piece too
     return [first] + [f.result() for f in futures]
 

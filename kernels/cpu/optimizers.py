@@ -54,26 +54,32 @@ _SCATTER_DTYPES = ("float32", "float64", "int32", "int64")
 
 # --- dense kernels ---------------------------------------------------------------------------
 @njit(inline="always", **_OPTS)
-def _disjoint(arrays):
-    """True when no two of ``arrays`` share memory (all are contiguous; empty ones never do).
+def _span(a):
+    """The byte range ``[lo, hi)`` of a contiguous array; (0, 0) when empty."""
+    if a.size == 0:
+        return (0, 0)
+    lo = a.ctypes.data
+    return (lo, lo + a.size * a.itemsize)
+
+
+@njit(inline="always", **_OPTS)
+def _disjoint(spans):
+    """True when no two of the byte ranges (from :func:`_span`) overlap.
 
     Checked in the kernel, not with np.may_share_memory, because the Python calls cost
     microseconds per pair and most variables are small: a gradient that is a view of the
     variable's own buffer, or one variable passed as two refs, takes the slow path.
+    Ranges rather than arrays: a tuple mixing writable and read-only arrays (a constant
+    gradient) has no common type in Numba.
     """
-    n = len(arrays)
+    n = len(spans)
     for i in range(n):
-        a = arrays[i]
-        if a.size == 0:
+        lo, hi = spans[i]
+        if lo == hi:
             continue
-        lo = a.ctypes.data
-        hi = lo + a.size * a.itemsize
         for j in range(i + 1, n):
-            b = arrays[j]
-            if b.size == 0:
-                continue
-            b_lo = b.ctypes.data
-            if lo < b_lo + b.size * b.itemsize and b_lo < hi:
+            b_lo, b_hi = spans[j]
+            if b_lo != b_hi and lo < b_hi and b_lo < hi:
                 return False
     return True
 
@@ -90,7 +96,7 @@ def _disjoint(arrays):
 # own, and the compile, not the run, dominates small programs and the tests.
 @njit(**_OPTS)
 def _gradient_descent(var, delta, one, alpha):
-    if not _disjoint((var, delta)):
+    if not _disjoint((_span(var), _span(delta))):
         return False
     for i in range(var.size):
         var[i] = var[i] - alpha * delta[i]
@@ -99,7 +105,7 @@ def _gradient_descent(var, delta, one, alpha):
 
 @njit(**_OPTS)
 def _momentum(var, accum, grad, one, lr, momentum, nesterov):
-    if not _disjoint((var, accum, grad)):
+    if not _disjoint((_span(var), _span(accum), _span(grad))):
         return False
     if nesterov:
         for i in range(var.size):
@@ -118,7 +124,7 @@ def _momentum(var, accum, grad, one, lr, momentum, nesterov):
 @njit(**_OPTS)
 def _adam(var, m, v, grad, one, beta1_power, beta2_power, lr, beta1, beta2, epsilon,
           nesterov):
-    if not _disjoint((var, m, v, grad)):
+    if not _disjoint((_span(var), _span(m), _span(v), _span(grad))):
         return False
     alpha = lr * np.sqrt(one - beta2_power) / (one - beta1_power)
     one_m_beta1 = one - beta1
@@ -144,7 +150,7 @@ def _adam(var, m, v, grad, one, beta1_power, beta2_power, lr, beta1, beta2, epsi
 
 @njit(**_OPTS)
 def _rms_prop(var, ms, mom, grad, one, lr, rho, momentum, epsilon):
-    if not _disjoint((var, ms, mom, grad)):
+    if not _disjoint((_span(var), _span(ms), _span(mom), _span(grad))):
         return False
     one_m_rho = one - rho
     for i in range(var.size):
@@ -159,7 +165,7 @@ def _rms_prop(var, ms, mom, grad, one, lr, rho, momentum, epsilon):
 
 @njit(**_OPTS)
 def _centered_rms_prop(var, mg, ms, mom, grad, one, lr, rho, momentum, epsilon):
-    if not _disjoint((var, mg, ms, mom, grad)):
+    if not _disjoint((_span(var), _span(mg), _span(ms), _span(mom), _span(grad))):
         return False
     one_m_rho = one - rho
     for i in range(var.size):
@@ -176,7 +182,7 @@ def _centered_rms_prop(var, mg, ms, mom, grad, one, lr, rho, momentum, epsilon):
 
 @njit(**_OPTS)
 def _adagrad(var, accum, grad, one, lr, update_slots):
-    if not _disjoint((var, accum, grad)):
+    if not _disjoint((_span(var), _span(accum), _span(grad))):
         return False
     if update_slots:
         for i in range(var.size):
@@ -210,7 +216,7 @@ def _first_bad_index(indices, limit):
 
 @njit(**_OPTS)
 def _sparse_momentum(var, accum, grad, indices, one, lr, momentum, nesterov):
-    if not _disjoint((var, accum, grad)):
+    if not _disjoint((_span(var), _span(accum), _span(grad))):
         return _OVERLAP
     bad = _first_bad_index(indices, var.shape[0])
     if bad == _OK:
@@ -222,7 +228,7 @@ def _sparse_momentum(var, accum, grad, indices, one, lr, momentum, nesterov):
 
 @njit(**_OPTS)
 def _sparse_rms_prop(var, ms, mom, grad, indices, one, lr, rho, momentum, epsilon):
-    if not _disjoint((var, ms, mom, grad)):
+    if not _disjoint((_span(var), _span(ms), _span(mom), _span(grad))):
         return _OVERLAP
     bad = _first_bad_index(indices, var.shape[0])
     if bad == _OK:
@@ -235,7 +241,7 @@ def _sparse_rms_prop(var, ms, mom, grad, indices, one, lr, rho, momentum, epsilo
 @njit(**_OPTS)
 def _sparse_centered_rms_prop(var, mg, ms, mom, grad, indices, one, lr, rho, momentum,
                               epsilon):
-    if not _disjoint((var, mg, ms, mom, grad)):
+    if not _disjoint((_span(var), _span(mg), _span(ms), _span(mom), _span(grad))):
         return _OVERLAP
     bad = _first_bad_index(indices, var.shape[0])
     if bad == _OK:
@@ -248,7 +254,7 @@ def _sparse_centered_rms_prop(var, mg, ms, mom, grad, indices, one, lr, rho, mom
 
 @njit(**_OPTS)
 def _sparse_adagrad(var, accum, grad, indices, one, lr, update_slots):
-    if not _disjoint((var, accum, grad)):
+    if not _disjoint((_span(var), _span(accum), _span(grad))):
         return _OVERLAP
     bad = _first_bad_index(indices, var.shape[0])
     if bad == _OK:
@@ -262,7 +268,7 @@ def _sparse_adagrad(var, accum, grad, indices, one, lr, update_slots):
 def _scatter(var, updates, indices, mode):
     """mode 0: ``var[i] += u``, 1: ``var[i] -= u``, 2: ``var[i] = u``, rows in order, as
     ``np.add.at`` / ``np.subtract.at`` / fancy assignment (last write wins) do."""
-    if not _disjoint((var, updates)):
+    if not _disjoint((_span(var), _span(updates))):
         return _OVERLAP
     bad = _first_bad_index(indices, var.shape[0])
     if bad == _OK:

@@ -8,12 +8,13 @@ process-wide thread pool. The calling thread takes the first slice itself.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from graphflow.kernels.cpu import cache
 
-__all__ = ["num_threads", "run_chunks", "split"]
+__all__ = ["executor", "num_threads", "run_chunks", "split"]
 
 
 def num_threads() -> int:
@@ -28,13 +29,17 @@ def num_threads() -> int:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The process-wide pool the CPU kernels share (one worker per core but the caller's)."""
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max(1, num_threads() - 1), thread_name_prefix="graphflow")
-    return _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, num_threads() - 1),
+                                       thread_name_prefix="graphflow-cpu")
+        return _pool
 
 
 def split(n: int) -> list[tuple[int, int]] | None:
@@ -62,7 +67,7 @@ def run_chunks(fn: Any, args: list[Any], chunks: list[tuple[int, int]],
     def part(lo: int, hi: int) -> list[Any]:
         return [a if w else a[lo:hi] for a, w in zip(args, whole)]
 
-    futures = [_executor().submit(fn, *part(lo, hi)) for lo, hi in chunks[1:]]
+    futures = [executor().submit(fn, *part(lo, hi)) for lo, hi in chunks[1:]]
     lo, hi = chunks[0]
     cache.call_kernel(fn, part(lo, hi))
     for f in futures:
