@@ -358,3 +358,22 @@ def test_concurrent_runs_from_threads_are_correct(backend):
             t.join()
         assert not errors_seen
         assert s.run(counter) == 200.0
+
+
+def test_make_callable_reuses_the_compiled_call_and_checks_its_inputs():
+    x = gf.placeholder(gf.float32, [None], name="x")
+    y = gf.reduce_sum(x * 2.0)
+    with gf.Session() as s:
+        f = s.make_callable([y, x], [x])
+        for k in range(3):
+            total, echo = f(np.arange(k + 2, dtype=np.float32))
+            assert total == 2.0 * sum(range(k + 2)) and echo.shape == (k + 2,)
+        assert f([1.0, 2.0])[0] == 6.0  # lists are converted like feed_dict values
+        with pytest.raises(ValueError):
+            f()
+        with pytest.raises(gf.errors.InvalidArgumentError):
+            f(np.zeros((2, 2), np.float32))
+        md = gf.RunMetadata()
+        opts = gf.RunOptions(trace_level=gf.RunOptions.FULL_TRACE)
+        assert f(np.ones(2, np.float32), options=opts, run_metadata=md)[0] == 4.0
+        assert md.step_stats

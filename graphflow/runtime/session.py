@@ -262,11 +262,22 @@ class Session:
                       accept_options: bool = False) -> Callable[..., Any]:
         """A function ``f(*feed_values)`` that runs ``fetches`` with ``feed_list`` fed."""
         feed_list = list(feed_list or [])
+        n = len(feed_list)
+        compiled: list[Any] = []  # the _Call, once the first call has resolved everything
 
         def call(*args: Any, **kw: Any) -> Any:
-            if len(args) != len(feed_list):
-                raise ValueError(f"Expected {len(feed_list)} feed values, got {len(args)}")
-            return self.run(fetches, dict(zip(feed_list, args)))
+            if len(args) != n:
+                raise ValueError(f"Expected {n} feed values, got {len(args)}")
+            if kw.get("options") is None and kw.get("run_metadata") is None:
+                if compiled and compiled[0].version == self._graph.version:
+                    return compiled[0](self, args)
+                result = self.run(fetches, dict(zip(feed_list, args)))
+                c = self._fast_call(fetches, dict.fromkeys(feed_list))
+                if c is not None:
+                    compiled[:] = [c]
+                return result
+            return self.run(fetches, dict(zip(feed_list, args)), kw.get("options"),
+                            kw.get("run_metadata"))
 
         return call
 
