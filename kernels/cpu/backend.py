@@ -153,6 +153,9 @@ class FusedKernel:
 
 
 _FALLBACK = object()
+# Ops whose value is their input's: alone in a step (a variable read, typically) they
+# cost nothing in the reference and a full copy as a generated loop.
+_PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot"})
 
 
 class ApplyKernel:
@@ -361,4 +364,6 @@ def lower_step(step: KernelStep) -> list[str] | None:
     """The generated loop body of a step, or None when it runs the reference evaluation."""
     if step.is_writer or not step.outputs or not step.inputs:
         return None
+    if all(n.type in _PASS_THROUGH for n in step.nodes):
+        return None  # the reference hands the value on; a kernel would copy it
     return codegen.group_body(step.nodes, step.inputs, step.outputs)
