@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from graphflow.compiler.fusion import OPAQUE_GROUP
+from graphflow.compiler.fusion import OPAQUE_GROUP, REDUCTION_GROUP
 from graphflow.compiler.ir import Node, Value
 from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
-from graphflow.kernels.cpu import cache, codegen, library, optimizers, threads
+from graphflow.kernels.cpu import cache, codegen, library, optimizers, reduce, threads
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import (
     PlanExecutable,
@@ -325,6 +325,7 @@ class CpuExecutable(PlanExecutable):
         self.fused: list[FusedKernel] = []
         self.updates: list[ApplyKernel] = []
         self.anchored: list[AnchorKernel] = []
+        self.reduced: list[reduce.ReductionKernel] = []
         fresh: set[int] = set()  # steps whose outputs are always new arrays
         for k, (step, ref) in enumerate(zip(plan.steps, self._kernels)):
             if step.is_writer:
@@ -349,6 +350,13 @@ class CpuExecutable(PlanExecutable):
                     self._kernels[k] = ak
                     self.anchored.append(ak)
                     if lib is not None:
+                        fresh.add(k)
+            if step.pattern == REDUCTION_GROUP and self._kernels[k] is ref:
+                rk = reduce.lower_reduction(step, ref, fast_math, min_size)
+                if rk is not None:
+                    self._kernels[k] = rk
+                    self.reduced.append(rk)
+                    if rk.fresh:
                         fresh.add(k)
 
 
