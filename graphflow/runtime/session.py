@@ -375,6 +375,8 @@ class _Call:
                 pass
             elif kind is float and dt.kind == "f" and not dims:
                 v = np.array(v, dt)  # a Python float for a float scalar: nothing to check
+            elif isinstance(v, np.generic) and v.dtype == dt and not dims:
+                v = np.asarray(v)  # a NumPy scalar of the right dtype
             else:
                 v = _convert_feed(t, t, v)
             feeds[t] = v
