@@ -18,6 +18,19 @@ settings.register_profile(
 settings.load_profile(os.environ.get("GRAPHFLOW_HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="module")
+def module_kernel_cache(tmp_path_factory):
+    """Points GRAPHFLOW_CACHE_DIR at a kernel cache shared by one test module."""
+    d = tmp_path_factory.mktemp("gf_kernel_cache")
+    old = os.environ.get("GRAPHFLOW_CACHE_DIR")
+    os.environ["GRAPHFLOW_CACHE_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("GRAPHFLOW_CACHE_DIR", None)
+    else:
+        os.environ["GRAPHFLOW_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _fresh_default_graph():
     gf.reset_default_graph()

@@ -20,17 +20,8 @@ from hypothesis import strategies as st
 import graphflow as gf
 from graphflow.kernels.cpu import backend, threads
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_cache_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("gf_kernel_cache")
-    old = os.environ.get("GRAPHFLOW_CACHE_DIR")
-    os.environ["GRAPHFLOW_CACHE_DIR"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("GRAPHFLOW_CACHE_DIR", None)
-    else:
-        os.environ["GRAPHFLOW_CACHE_DIR"] = old
+# One kernel cache per module: its kernels compile once, away from the user's cache.
+pytestmark = pytest.mark.usefixtures("module_kernel_cache")
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,6 @@ which axes form its rows or columns), small example counts.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -30,16 +28,8 @@ from graphflow.runtime.reference import PlanExecutable, RunState
 TOL = {np.dtype(np.float32): (1e-5, 3e-5), np.dtype(np.float64): (1e-12, 1e-12)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_cache_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("gf_kernel_cache")
-    old = os.environ.get("GRAPHFLOW_CACHE_DIR")
-    os.environ["GRAPHFLOW_CACHE_DIR"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("GRAPHFLOW_CACHE_DIR", None)
-    else:
-        os.environ["GRAPHFLOW_CACHE_DIR"] = old
+# One kernel cache per module: its kernels compile once, away from the user's cache.
+pytestmark = pytest.mark.usefixtures("module_kernel_cache")
 
 
 @pytest.fixture(autouse=True)

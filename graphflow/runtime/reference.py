@@ -120,6 +120,19 @@ def _user_op(node: Node) -> Any:
     return node.origin if node.origin is not None else node.ref_op()
 
 
+def read_inputs(env: list[Any], buffers: list[int], users: list[Node]) -> list[np.ndarray]:
+    """The arrays in ``env[buffers]``; variable handles are read for their ``users``."""
+    args = []
+    for b, user in zip(buffers, users):
+        v = env[b]
+        if type(v) is not np.ndarray:
+            if isinstance(v, VarRef):
+                v = v.read(_user_op(user))
+            v = np.asarray(v)
+        args.append(v)
+    return args
+
+
 def eval_node(node: Node, args: list[Any], state: RunState) -> list[Any]:
     """Evaluates one IR node on its input values; returns one value per output.
 

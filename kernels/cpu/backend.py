@@ -28,6 +28,7 @@ from graphflow.runtime.reference import (
     _CompiledKernel,
     _user_op,
     eval_node,
+    read_inputs,
 )
 
 __all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel"]
@@ -91,14 +92,7 @@ class FusedKernel:
         return list(self._fns.values())
 
     def run(self, env: list[Any], state: RunState) -> None:
-        args = []
-        for b, user in zip(self.in_buffers, self.in_users):
-            v = env[b]
-            if type(v) is not np.ndarray:
-                if isinstance(v, VarRef):
-                    v = v.read(_user_op(user))
-                v = np.asarray(v)
-            args.append(v)
+        args = read_inputs(env, self.in_buffers, self.in_users)
         key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
         plan = self._plans.get(key)
         if plan is None:

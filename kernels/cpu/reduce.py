@@ -50,8 +50,7 @@ from graphflow.compiler.ir import Node
 from graphflow.compiler.plan import KernelStep
 from graphflow.framework.op_def import REDUCTION
 from graphflow.kernels.cpu import cache, codegen, threads
-from graphflow.ops.state_ops import VarRef
-from graphflow.runtime.reference import RunState, _CompiledKernel, _user_op
+from graphflow.runtime.reference import RunState, _CompiledKernel, read_inputs
 
 __all__ = ["REDUCERS", "ReductionKernel", "lower_reduction"]
 
@@ -412,14 +411,7 @@ class ReductionKernel:
         return tuple(sorted(out))
 
     def run(self, env: list[Any], state: RunState) -> None:
-        args = []
-        for b, user in zip(self.in_buffers, self.in_users):
-            v = env[b]
-            if type(v) is not np.ndarray:
-                if isinstance(v, VarRef):
-                    v = v.read(_user_op(user))
-                v = np.asarray(v)
-            args.append(v)
+        args = read_inputs(env, self.in_buffers, self.in_users)
         key = tuple([(a.shape, a.dtype, a.strides) for a in args])
         call = self._calls.get(key)
         if call is None:
