@@ -77,6 +77,17 @@ class FusedKernel:
         self._fns: dict[tuple, Any] = {}
         self._plans: dict[tuple, Any] = {}  # input (shape, dtype, layout)s -> how to run
         self.min_size = JIT_MIN_SIZE if min_size is None else min_size
+        # Small loops: each node's NumPy reference called straight on the group's input
+        # arrays, without the per-op checks of the reference evaluation (which reruns
+        # the group if anything raises, so errors still read the same).
+        pos = {(n.id, i): j for j, (n, i) in enumerate(step.inputs)}
+        local = {n.id: k for k, n in enumerate(step.nodes)}
+        self._small = []
+        for n in step.nodes:
+            src = [(True, pos[(p.id, i)]) if (p.id, i) in pos else (False, local[p.id])
+                   for p, i in n.inputs]
+            self._small.append((n.op_def.reference, n.ref_op(), src, n.dtypes[0].np))
+        self._small_outs = [local[n.id] for n, _ in step.outputs]
 
     def _kernel(self, rank: int, dtypes: tuple, scalars: tuple[bool, ...]) -> Any:
         key = (rank, dtypes, scalars)
@@ -97,6 +108,8 @@ class FusedKernel:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._dispatch(args)
+        if plan is _SMALL:
+            return self._run_small(args, env, state)
         if plan is _FALLBACK:
             return self.fallback.run(env, state)
         fn, shape, flat, chunks = plan
@@ -113,10 +126,22 @@ class FusedKernel:
         for b, o in zip(self.out_buffers, outs):
             env[b] = o
 
+    def _run_small(self, args: list[np.ndarray], env: list[Any], state: RunState) -> None:
+        results: list[Any] = []
+        try:
+            for ref, op, src, dt in self._small:
+                r = np.asarray(ref(op, [args[a] if inp else results[a] for inp, a in src],
+                                   state))
+                results.append(r if r.dtype == dt else r.astype(dt))
+        except Exception:
+            return self.fallback.run(env, state)
+        for b, k in zip(self.out_buffers, self._small_outs):
+            env[b] = results[k]
+
     def _dispatch(self, args: list[np.ndarray]) -> Any:
         """How to run on inputs like ``args``: ``(kernel or None, out shape, flat)`` or
-        ``_FALLBACK`` (the reference evaluation: small loops and inputs that do not
-        broadcast, whose error the reference raises)."""
+        ``_SMALL`` (loops under ``min_size``: NumPy) or ``_FALLBACK`` (the reference
+        evaluation, for inputs that do not broadcast: it raises the error)."""
         if len(self._plans) > 64:
             self._plans.clear()
         shapes = [a.shape for a in args]
@@ -133,7 +158,7 @@ class FusedKernel:
         if size == 0:
             return (None, shape, True, None)
         if size < self.min_size:
-            return _FALLBACK
+            return _SMALL
         dtypes = tuple(a.dtype.str for a in args)
         scalars = tuple(a.size == 1 for a in args)
         if all(sc or (s == shape and a.flags.c_contiguous)
@@ -147,6 +172,7 @@ class FusedKernel:
 
 
 _FALLBACK = object()
+_SMALL = object()
 # Ops whose value is their input's: alone in a step (a variable read, typically) they
 # cost nothing in the reference and a full copy as a generated loop.
 _PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot"})
