@@ -472,3 +472,43 @@ def test_stabilised_forms_give_finite_correct_results_where_naive_forms_overflow
     np.testing.assert_allclose(small["log1p"], np.log1p(t64), rtol=1e-6)
     np.testing.assert_allclose(small["expm1"], np.expm1(t64), rtol=1e-6)
     assert small["log1p"][0, 0] != 0  # log(1 + 1e-10) rounds to 0 in float32
+
+
+def test_an_operand_filled_to_another_operands_shape_becomes_its_scalar():
+    def before():
+        c, dy = ph(dtype=gf.bool, name="c"), ph(name="dy")
+        return gf.where_v2(c, dy, gf.zeros_like(dy)), [c, dy]
+
+    def expected():
+        c, dy = ph(dtype=gf.bool, name="c"), ph(name="dy")
+        return gf.where_v2(c, dy, gf.constant(0.0)), [c, dy]
+
+    assert_rewrites_to(before, expected)
+    fetch, feeds = build(before)
+    assert compiler.explain(fetch, feeds).report["simplify"].details["fired"] == {
+        "fill_operand": 1}
+
+
+def test_fills_of_other_or_larger_shapes_are_kept():
+    def other_tensor():
+        x, y = ph(name="x"), ph(name="y")
+        return x * gf.fill(gf.shape(y), 2.0), [x, y]  # y's shape may differ from x's
+
+    def larger_than_operand():
+        x = ph(shape=(3,), name="x")
+        return x + gf.fill([4, 3], 1.0), [x]  # the fill broadcasts x to [4, 3]
+
+    assert_unchanged(other_tensor)
+    assert_unchanged(larger_than_operand)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_relu_gradients_without_zeros_match_the_interpreter(backend):
+    x = ph(shape=(None, 5), dtype=gf.float64)
+    dx = gf.gradients(gf.reduce_sum(gf.nn.relu(x) * 3.0), x)[0]
+    xs = np.array([[-1.0, 0.0, -0.0, 2.0, np.nan]] * 3)
+    with gf.Session(backend="interpreter") as s:
+        want = s.run(dx, {x: xs})
+    with gf.Session(backend=backend) as s:
+        got = s.run(dx, {x: xs})
+    np.testing.assert_array_equal(got, want)

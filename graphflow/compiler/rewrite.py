@@ -146,20 +146,26 @@ def _acceptable(node: Node, res: list[Value]) -> bool:
     return True
 
 
-def run_rules(program: Program, rules: list[tuple[str, tuple[str, ...], Rule]]
+def run_rules(program: Program, rules: list[tuple[str, tuple[str, ...] | None, Rule]]
               ) -> dict[str, Any]:
     """Applies a table of ``(name, op types it matches, rule)`` in one sweep.
+
+    A rule whose op types are None sees every node, after the rules for its type.
 
     Returns:
       Counts for the report: rewrites, nodes removed, and how often each rule fired.
     """
     by_type: dict[str, list[tuple[str, Rule]]] = {}
+    every: list[tuple[str, Rule]] = []
     for name, types, rule in rules:
+        if types is None:
+            every.append((name, rule))
+            continue
         for t in types:
             by_type.setdefault(t, []).append((name, rule))
 
     def visit(rw: Rewriter, node: Node) -> list[Value] | None:
-        for name, rule in by_type.get(node.type, ()):
+        for name, rule in (*by_type.get(node.type, ()), *every):
             res = rule(rw, node)
             if res is not None:
                 rw.fired(name)

@@ -14,6 +14,10 @@ sign of zero included; rules that are only "mathematically" true stay out:
 * ``cast(cast(x, A), B)`` -> ``cast(x, B)`` when every value of x's dtype is
   exactly representable in A (the second cast then sees the same number);
   ``cast(x, dtype of x)`` -> ``x``.
+* ``op(..., fill(shape(x), v), ..., x, ...)`` -> ``op(..., v, ..., x, ...)`` for an
+  elementwise op: the filled operand has x's shape, so the op's own broadcasting
+  of the scalar gives the same numbers (``where(c, dy, zeros_like(dy))`` in
+  gradients stops materialising a tensor of zeros).
 * ``identity(x)``, ``stop_gradient(x)`` -> ``x`` (forward values are equal),
   except an identity of a variable: that is a *read*, and consumers would
   otherwise read later, possibly after a write.
@@ -32,6 +36,7 @@ from graphflow.compiler.options import CompilerOptions
 from graphflow.compiler.pass_manager import Pass
 from graphflow.compiler.rewrite import Rewriter, run_rules
 from graphflow.framework import dtypes as _dt
+from graphflow.framework import op_def as _op_def
 
 
 def is_const_filled(v: Value, value: float, negative_zero: bool | None = None) -> bool:
@@ -209,6 +214,46 @@ def identity(rw: Rewriter, n: Node) -> list[Value] | None:
     return [x]
 
 
+def _fill_of_shape_of(v: Value, others: list[Value]) -> Value | None:
+    """The fill value when ``v`` is ``Fill(dims, value)`` and ``dims`` is provably the
+    shape of one of ``others`` (``Shape`` of it, or a constant equal to its static
+    shape); else None."""
+    f = v[0]
+    if f.type != "Fill" or f.control_inputs:
+        return None
+    dims, value = f.inputs
+    if dims[0].type == "Shape" and not dims[0].control_inputs:
+        t = dims[0].inputs[0]
+        if any(o[0] is t[0] and o[1] == t[1] for o in others):
+            return value
+        return None
+    want = const_value(dims)
+    if want is None or dims[0].control_inputs:
+        return None
+    for o in others:
+        shape = o[0].shapes[o[1]].values
+        if shape is not None and None not in shape and list(shape) == want.tolist():
+            return value
+    return None
+
+
+def fill_operand(rw: Rewriter, n: Node) -> list[Value] | None:
+    # where(c, dy, zeros_like(dy)) and friends: an operand filled to the shape of another
+    # operand is its scalar value, broadcast by the op itself (the same numbers, no array).
+    od = n.op_def
+    if (od.scalar is None or od.stateful or od.kind not in (_op_def.ELEMENTWISE,
+                                                           _op_def.BROADCAST)
+            or len(n.inputs) < 2):
+        return None
+    for k, v in enumerate(n.inputs):
+        value = _fill_of_shape_of(v, [o for j, o in enumerate(n.inputs) if j != k])
+        if value is not None:
+            ins = list(n.inputs)
+            ins[k] = value
+            return [rw.make1(n.type, ins, dict(n.attrs), like=n)]
+    return None
+
+
 # (name, op types the rule looks at, rule), tried in this order.
 RULES = [
     ("identity", ("Identity", "StopGradient", "PlaceholderWithDefault"), identity),
@@ -220,6 +265,7 @@ RULES = [
     ("transpose_chain", ("Transpose",), transpose_chain),
     ("reshape_chain", ("Reshape",), reshape_chain),
     ("cast_chain", ("Cast",), cast_chain),
+    ("fill_operand", None, fill_operand),
 ]
 
 
