@@ -120,6 +120,16 @@ def _user_op(node: Node) -> Any:
     return node.origin if node.origin is not None else node.ref_op()
 
 
+def input_users(step: Any) -> list[Node]:
+    """Per input value of ``step``, the first of its nodes that reads it (errors about
+    the value, such as an uninitialized variable, name that op)."""
+    users = []
+    for v in step.inputs:
+        users.append(next(n for n in step.nodes
+                          if any(p.id == v[0].id and i == v[1] for p, i in n.inputs)))
+    return users
+
+
 def read_inputs(env: list[Any], buffers: list[int], users: list[Node]) -> list[np.ndarray]:
     """The arrays in ``env[buffers]``; variable handles are read for their ``users``."""
     args = []

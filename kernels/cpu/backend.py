@@ -28,6 +28,7 @@ from graphflow.runtime.reference import (
     _CompiledKernel,
     _user_op,
     eval_node,
+    input_users,
     read_inputs,
 )
 
@@ -57,11 +58,7 @@ class FusedKernel:
         self.in_buffers = list(step.in_buffers)
         self.out_buffers = list(step.out_buffers)
         self.out_dtypes = [n.dtypes[i].np for n, i in step.outputs]
-        self.in_users = []  # a user op per input, to read variable handles
-        for v in step.inputs:
-            user = next(n for n in step.nodes if any(p.id == v[0].id and i == v[1]
-                                                     for p, i in n.inputs))
-            self.in_users.append(user)
+        self.in_users = input_users(step)  # to read variable handles
         # Per output: the group inputs it depends on (its shape is their broadcast).
         deps: dict[int, set[int]] = {}
         pos = {(n.id, i): j for j, (n, i) in enumerate(step.inputs)}
@@ -286,11 +283,10 @@ class AnchorKernel:
             outs = [v for v in step.outputs if v[0].id in members]
             sub = _SubStep(epilogue, ins, outs)
             body = lower_step(sub)  # type: ignore[arg-type]
+            ref = _CompiledKernel(sub)  # type: ignore[arg-type]
             if body is not None:
-                self.epilogue = FusedKernel(sub, body, _CompiledKernel(sub), fast_math,
-                                            min_size)
-            else:
-                self.epilogue_ref = _CompiledKernel(sub)  # type: ignore[arg-type]
+                self.epilogue = FusedKernel(sub, body, ref, fast_math, min_size)
+            self._run_epilogue = (self.epilogue or ref).run
             # Where each epilogue input comes from: the anchor (output index) or a buffer.
             self.sources = [(True, v[1]) if v[0].id == anchor.id else (False, where[(v[0].id,
                                                                                    v[1])])
@@ -317,7 +313,7 @@ class AnchorKernel:
         local: list[Any] = [None] * self.local_size
         for j, (from_anchor, src) in enumerate(self.sources):
             local[j] = results[src] if from_anchor else env[src]
-        (self.epilogue or self.epilogue_ref).run(local, state)
+        self._run_epilogue(local, state)
         n_in = len(self.sources)
         for k, b in enumerate(self.epilogue_stores):
             env[b] = local[n_in + k]

@@ -50,7 +50,7 @@ from graphflow.compiler.ir import Node
 from graphflow.compiler.plan import KernelStep
 from graphflow.framework.op_def import REDUCTION
 from graphflow.kernels.cpu import cache, codegen, threads
-from graphflow.runtime.reference import RunState, _CompiledKernel, read_inputs
+from graphflow.runtime.reference import RunState, _CompiledKernel, input_users, read_inputs
 
 __all__ = ["REDUCERS", "ReductionKernel", "lower_reduction"]
 
@@ -353,11 +353,7 @@ class ReductionKernel:
         self.out_buffers = list(step.out_buffers)
         self.in_dtypes = [n.dtypes[i].np for n, i in step.inputs]
         self.out_dtypes = [n.dtypes[i].np for n, i in step.outputs]
-        self.in_users = []  # a user op per input, to read variable handles
-        for v in step.inputs:
-            user = next(n for n in step.nodes if any(p.id == v[0].id and i == v[1]
-                                                     for p, i in n.inputs))
-            self.in_users.append(user)
+        self.in_users = input_users(step)  # to read variable handles
         red = group.red
         self.out_np = red.dtypes[0].name
         acc, self.init = REDUCERS[red.type]
