@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# The CPU backend evaluates a plan's first run with NumPy and builds its kernels on the
+# second (JIT_WARMUP); most tests run a graph once and are there to exercise the kernels.
+os.environ.setdefault("GRAPHFLOW_JIT_WARMUP", "0")
 
-import graphflow as gf
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+import graphflow as gf  # noqa: E402
 
 settings.register_profile(
     "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],

@@ -420,3 +420,64 @@ def test_cnn_training_step_with_library_kernels_and_epilogues_matches(dtype):
     for got, want in zip(results["cpu"], results["reference"]):
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_warmup_runs_the_reference_first_then_the_kernels(monkeypatch):
+    monkeypatch.setattr(backend, "JIT_WARMUP", 1)
+    x = gf.placeholder(gf.float32, [None])
+    z = gf.tanh(x * 0.5 + 1) * gf.sigmoid(x) - x * x
+    xs = np.linspace(-5, 5, 257, dtype=np.float32)
+    with gf.Session(backend="reference") as s:
+        want = s.run(z, {x: xs})
+    with gf.Session(backend="cpu") as s:
+        first = s.run(z, {x: xs})
+        exe = next(iter(s._cache.values()))
+        assert not exe.lowered and not exe.fused
+        second = s.run(z, {x: xs})
+        assert exe.lowered and exe.fused and exe.fused[0].dispatchers
+    np.testing.assert_array_equal(first, want)  # the reference evaluation, bit for bit
+    assert_match(second, want)
+
+
+def test_warmup_switch_keeps_training_state(monkeypatch):
+    # Variables written by the reference runs are then updated in place by the kernels.
+    monkeypatch.setattr(backend, "JIT_WARMUP", 2)
+    rng = np.random.default_rng(3)
+    xs = rng.standard_normal((16, 5)).astype(np.float32)
+    ys = rng.standard_normal((16, 1)).astype(np.float32)
+    losses = {}
+    for name in ("cpu", "reference"):
+        gf.reset_default_graph()
+        x = gf.placeholder(gf.float32, [None, 5])
+        w = gf.Variable(np.full((5, 1), 0.1, np.float32))
+        loss = gf.reduce_mean(gf.square(gf.matmul(x, w) - ys))
+        train = gf.train.AdamOptimizer(0.05).minimize(loss)
+        with gf.Session(backend=name) as s:
+            s.run(gf.global_variables_initializer())
+            losses[name] = [s.run([train, loss], {x: xs})[1] for _ in range(5)]
+            losses[name].append(s.run(w))
+            if name == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                assert exe.lowered
+    for a, b in zip(losses["cpu"], losses["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_first_run_imports_no_numba():
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import graphflow as gf
+        x = gf.placeholder(gf.float32, [None])
+        v = gf.Variable(np.ones(3, np.float32))
+        y = gf.reduce_sum(gf.tanh(x * v))
+        with gf.Session(backend="cpu") as s:
+            s.run(v.initializer)
+            print(s.run(y, {x: np.ones(3, np.float32)}), "numba" in sys.modules)
+    """)
+    env = dict(os.environ, GRAPHFLOW_JIT_WARMUP="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    value, imported = r.stdout.split()
+    assert np.isclose(float(value), 3 * np.tanh(1.0)) and imported == "False"

@@ -26,6 +26,7 @@ from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
 from graphflow.framework.graph import Operation, Tensor
 from graphflow.ops.state_ops import VarRef
+from graphflow.runtime import fperr
 
 __all__ = ["PlanExecutable", "ReferenceExecutable", "RunState", "eval_node", "execution_order",
            "run_op"]
@@ -238,6 +239,8 @@ class PlanExecutable:
             self._template[b] = value
         self._const_roots = {id(_root(v)) for _, v in plan.constants
                              if type(v) is np.ndarray}
+        self._const_buffers = {b for b, _ in plan.constants}
+        self._runner: Any = None
         self._kernels = []
         for s in plan.steps:
             if not isinstance(s, KernelStep):
@@ -252,25 +255,38 @@ class PlanExecutable:
         With ``trace`` (a list), appends ``(step, kernel, start, end)`` per step, times
         from ``time.perf_counter``; untraced runs pay nothing for it.
         """
-        plan = self.plan
-        env = list(self._template)
-        for t, b in plan.inputs:
-            env[b] = feeds[t]
-        for b, node in plan.variables:
-            env[b] = VarRef(state.variables, node.ref_op())
-        with np.errstate(all="ignore"):
-            if trace is None:
-                for k in self._kernels:
-                    k.run(env, state)
-            else:
+        if trace is None:
+            runner = self._runner
+            if runner is None:
+                runner = self._runner = self._make_runner()
+            out = runner(feeds, state)
+        else:
+            env = self._start(feeds, state)
+            token = fperr.ignore()
+            try:
                 clock = time.perf_counter
-                for step, k in zip(plan.steps, self._kernels):
+                for step, k in zip(self.plan.steps, self._kernels):
                     start = clock()
                     k.run(env, state)
                     trace.append((step, k, start, clock()))
+            finally:
+                fperr.restore(token)
+            out = self._finish(env, feeds, state)
+        return out
+
+    def _start(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
+        env = list(self._template)
+        for t, b in self.plan.inputs:
+            env[b] = feeds[t]
+        for b, node in self.plan.variables:
+            env[b] = VarRef(state.variables, node.ref_op())
+        return env
+
+    def _finish(self, env: list[Any], feeds: dict[Tensor, np.ndarray],
+                state: RunState) -> list[Any]:
         out = []
         shared = False
-        for (node, _), b in zip(plan.program.outputs, plan.outputs):
+        for (node, _), b in zip(self.plan.program.outputs, self.plan.outputs):
             v = env[b]
             if isinstance(v, VarRef):
                 v = v.read(_user_op(node))
@@ -280,6 +296,39 @@ class PlanExecutable:
         if shared:
             _detach(out, self._const_roots, feeds, state)
         return out
+
+    def _make_runner(self) -> Any:
+        """One Python function running the whole plan: each step's kernel bound to a
+        local name and called in order, no per-step loop or lookup. Made on the first
+        run (and again when a subclass replaces kernels: set ``_runner`` to None)."""
+        plan = self.plan
+        ns: dict[str, Any] = {"template": self._template, "VarRef": VarRef, "fperr": fperr,
+                              "finish": self._finish}
+        lines = ["def run(feeds, state):", "    env = template.copy()"]
+        for j, (t, b) in enumerate(plan.inputs):
+            ns[f"t{j}"] = t
+            lines.append(f"    env[{b}] = feeds[t{j}]")
+        if plan.variables:
+            lines.append("    variables = state.variables")
+        for j, (b, node) in enumerate(plan.variables):
+            ns[f"v{j}"] = node.ref_op()
+            lines.append(f"    env[{b}] = VarRef(variables, v{j})")
+        lines += ["    token = fperr.ignore()", "    try:", "        pass"]
+        for j, k in enumerate(self._kernels):
+            ns[f"k{j}"] = k.run
+            lines.append(f"        k{j}(env, state)")
+        lines += ["    finally:", "        fperr.restore(token)"]
+        # Outputs that are 0-d arrays made by this run need no variable read or detach.
+        simple = all(node.shapes[i].values == () and b not in self._const_buffers
+                     and b not in {v for v, _ in plan.variables}
+                     and b not in {v for _, v in plan.inputs}
+                     for (node, i), b in zip(plan.program.outputs, plan.outputs))
+        if simple:
+            lines.append("    return [" + "".join(f"env[{b}], " for b in plan.outputs) + "]")
+        else:
+            lines.append("    return finish(env, feeds, state)")
+        exec(compile("\n".join(lines), f"<graphflow plan runner {id(self):x}>", "exec"), ns)
+        return ns["run"]
 
 
 def _root(a: np.ndarray) -> np.ndarray:

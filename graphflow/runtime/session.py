@@ -189,8 +189,19 @@ class Session:
           errors.FailedPreconditionError: an uninitialized variable read.
         """
         if options is None and run_metadata is None:
-            call = self._fast_call(fetches, feed_dict)
-            if call is not None:
+            # The fast path: a fetch structure and feed keys seen before (_fast_call,
+            # inlined: this is most of a tiny graph's run).
+            kind = type(fetches)
+            if kind is list or kind is tuple:
+                fetches_key = (kind, *fetches)
+            else:
+                fetches_key = fetches
+            try:
+                call = self._fast.get((fetches_key, tuple(feed_dict) if feed_dict else ()))
+            except TypeError:  # unhashable: nested structures
+                call = None
+            if (call is not None and call.version == self._graph.version
+                    and type(feed_dict) in _FAST_FEED_TYPES):
                 return call(self, feed_dict.values() if feed_dict else ())
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
@@ -213,7 +224,8 @@ class Session:
                 run_metadata.step_stats = _step_stats(exe.plan, trace)
             else:
                 values = exe.run(feeds, self._state)
-        call = _Call(exe, list(feeds), tensors, elements, rebuild, self._graph.version)
+        call = _Call(exe, list(feeds), tensors, elements, rebuild, self._graph.version,
+                     single=type(fetches) not in (list, tuple, dict) and len(elements) == 1)
         fast_key = _fast_key(fetches, feed_dict)
         if fast_key is not None and len(feeds) == len(feed_dict or ()):
             self._fast[fast_key] = call
@@ -344,34 +356,40 @@ def _fast_key(fetches: Any, feed_dict: dict | None) -> Any:
         hash(k)
     except TypeError:
         return None
-    if type(feed_dict) not in (dict, type(None)):
+    if type(feed_dict) not in _FAST_FEED_TYPES:
         return None
     return k
+
+
+_FAST_FEED_TYPES = (dict, type(None))
 
 
 class _Call:
     """One compiled run signature: feed tensors in feed-key order, executable, fetches."""
 
-    __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all")
+    __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all",
+                 "single")
 
     def __init__(self, exe: Any, feed_tensors: list[Tensor], tensors: list[Tensor],
-                 elements: list[Any], rebuild: Any, version: int) -> None:
+                 elements: list[Any], rebuild: Any, version: int, single: bool = False) -> None:
         self.exe = exe
         self.feed_tensors = feed_tensors
-        # Per feed: (dtype, static dims or None): arrays that match skip conversion.
-        self.checks = [(t.dtype.np, t.shape.values) for t in feed_tensors]
+        # Per feed: (tensor, dtype, static dims or None): arrays that match skip conversion.
+        self.checks = [(t, t.dtype.np, t.shape.values) for t in feed_tensors]
         index = {id(t): k for k, t in enumerate(tensors)}
         self.slots = [index.get(id(e)) for e in elements]
         self.rebuild = rebuild
         self.version = version
         # The interpreter returns values that may be graph constants or variable storage.
         self.copy_all = isinstance(exe, ReferenceExecutable)
+        # One tensor fetched, not in a structure: its value is the result.
+        self.single = single and self.slots[0] is not None and not self.copy_all
 
     def __call__(self, session: Session, values: Any) -> Any:
         feeds = {}
-        for t, (dt, dims), v in zip(self.feed_tensors, self.checks, values):
+        for (t, dt, dims), v in zip(self.checks, values):
             kind = type(v)
-            if kind is np.ndarray and v.dtype == dt and _fits(v.shape, dims):
+            if kind is np.ndarray and (v.dtype is dt or v.dtype == dt) and _fits(v.shape, dims):
                 pass
             elif kind is float and dt.kind == "f" and not dims:
                 v = np.array(v, dt)  # a Python float for a float scalar: nothing to check
@@ -380,12 +398,17 @@ class _Call:
             else:
                 v = _convert_feed(t, t, v)
             feeds[t] = v
-        if len(feeds) != len(self.feed_tensors):
+        if len(feeds) != len(self.checks):
             raise ValueError("feed_dict changed size during the run")
         with session._lock:
             if session._closed:
                 raise RuntimeError("Attempted to use a closed Session.")
             out = self.exe.run(feeds, session._state)
+        if self.single:
+            v = out[self.slots[0]]
+            if type(v) is not np.ndarray:
+                v = np.asarray(v)
+            return v[()] if v.ndim == 0 else v
         return self.results(out)
 
     def results(self, values: list[Any]) -> Any:
@@ -404,7 +427,7 @@ class _Call:
 
 
 def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...] | None) -> bool:
-    if dims is None:
+    if dims is None or shape == dims:
         return True
     if len(shape) != len(dims):
         return False

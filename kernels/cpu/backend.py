@@ -12,7 +12,7 @@ that call, which also produces the reference's error messages.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from graphflow.compiler.fusion import OPAQUE_GROUP, REDUCTION_GROUP
 from graphflow.compiler.ir import Node, Value
 from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
-from graphflow.kernels.cpu import cache, codegen, library, optimizers, reduce, threads
+from graphflow.kernels.cpu import codegen
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import (
     PlanExecutable,
@@ -31,6 +31,9 @@ from graphflow.runtime.reference import (
     input_users,
     read_inputs,
 )
+
+if TYPE_CHECKING:
+    from graphflow.kernels.cpu.reduce import ReductionKernel
 
 __all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel"]
 
@@ -43,6 +46,11 @@ PARALLEL_MIN_SIZE = 1 << 17
 # tests, toy models) start without compiling anything. GRAPHFLOW_JIT_MIN_SIZE=0 compiles
 # every fusable loop.
 JIT_MIN_SIZE = int(os.environ.get("GRAPHFLOW_JIT_MIN_SIZE", "4096"))
+# Runs of a plan evaluated by the reference (NumPy) before its kernels are built: a plan
+# run once (initialisers, a one-off evaluation) never waits for Numba, and a process
+# has its first result before Numba is even imported. Later runs use the kernels; 0
+# builds them with the plan (the tests do, so every run exercises them).
+JIT_WARMUP = int(os.environ.get("GRAPHFLOW_JIT_WARMUP", "1"))
 
 
 class FusedKernel:
@@ -51,6 +59,11 @@ class FusedKernel:
     def __init__(self, step: KernelStep, body: list[str], fallback: _CompiledKernel,
                  fast_math: bool = codegen.DEFAULT_FAST_MATH, min_size: int | None = None
                  ) -> None:
+        # Imported here, not at module level: they import Numba (see JIT_WARMUP).
+        from graphflow.kernels.cpu import cache, threads
+
+        self._cache = cache
+        self._threads = threads
         self.step = step
         self.fast_math = fast_math
         self.body = body
@@ -85,6 +98,7 @@ class FusedKernel:
                    for p, i in n.inputs]
             self._small.append((n.op_def.reference, n.ref_op(), src, n.dtypes[0].np))
         self._small_outs = [local[n.id] for n, _ in step.outputs]
+        self._small_fn: Any = None
 
     def _kernel(self, rank: int, dtypes: tuple, scalars: tuple[bool, ...]) -> Any:
         key = (rank, dtypes, scalars)
@@ -92,7 +106,7 @@ class FusedKernel:
         if fn is None:
             src = codegen.kernel_source(self.body, len(self.in_buffers), len(self.out_buffers),
                                         rank, self.fast_math, scalars)
-            fn = self._fns[key] = cache.load_kernel(src, f"{rank}:{dtypes}")
+            fn = self._fns[key] = self._cache.load_kernel(src, f"{rank}:{dtypes}")
         return fn
 
     @property
@@ -100,13 +114,26 @@ class FusedKernel:
         return list(self._fns.values())
 
     def run(self, env: list[Any], state: RunState) -> None:
-        args = read_inputs(env, self.in_buffers, self.in_users)
-        key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
+        args = [env[b] for b in self.in_buffers]
+        try:
+            key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
+        except AttributeError:  # a variable handle (or a Python value): read it
+            args = read_inputs(env, self.in_buffers, self.in_users)
+            key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._dispatch(args)
         if plan is _SMALL:
-            return self._run_small(args, env, state)
+            small = self._small_fn
+            if small is None:
+                small = self._small_fn = self._make_small()
+            try:
+                results = small(args, state)
+            except Exception:
+                return self.fallback.run(env, state)
+            for b, r in zip(self.out_buffers, results):
+                env[b] = r
+            return None
         if plan is _FALLBACK:
             return self.fallback.run(env, state)
         fn, shape, flat, chunks = plan
@@ -117,23 +144,28 @@ class FusedKernel:
             else:
                 kargs = [np.broadcast_to(a, shape) for a in args] + outs
             if chunks:
-                threads.run_chunks(fn, kargs, chunks, [flat and a.size == 1 for a in args])
+                self._threads.run_chunks(fn, kargs, chunks, [flat and a.size == 1 for a in args])
             else:
-                cache.call_kernel(fn, kargs)
+                self._cache.call_kernel(fn, kargs)
         for b, o in zip(self.out_buffers, outs):
             env[b] = o
 
-    def _run_small(self, args: list[np.ndarray], env: list[Any], state: RunState) -> None:
-        results: list[Any] = []
-        try:
-            for ref, op, src, dt in self._small:
-                r = np.asarray(ref(op, [args[a] if inp else results[a] for inp, a in src],
-                                   state))
-                results.append(r if r.dtype == dt else r.astype(dt))
-        except Exception:
-            return self.fallback.run(env, state)
-        for b, k in zip(self.out_buffers, self._small_outs):
-            env[b] = results[k]
+    def _make_small(self) -> Any:
+        """The small-loop path as one Python function ``f(args, state) -> outputs``: each
+        node's NumPy reference called in order on the group's inputs, results cast to the
+        node's dtype (the reference evaluation reruns the group if anything raises, so
+        errors still read the same)."""
+        ns: dict[str, Any] = {"asarray": np.asarray}
+        lines = ["def small(args, state):"]
+        for k, (ref, op, src, dt) in enumerate(self._small):
+            ns[f"f{k}"], ns[f"op{k}"], ns[f"dt{k}"] = ref, op, dt
+            operands = ", ".join(f"args[{a}]" if inp else f"r{a}" for inp, a in src)
+            lines += [f"    r{k} = asarray(f{k}(op{k}, [{operands}], state))",
+                      f"    if r{k}.dtype is not dt{k} and r{k}.dtype != dt{k}:",
+                      f"        r{k} = r{k}.astype(dt{k})"]
+        lines.append("    return (" + "".join(f"r{k}, " for k in self._small_outs) + ")")
+        exec(compile("\n".join(lines), "<graphflow small loop>", "exec"), ns)
+        return ns["small"]
 
     def _dispatch(self, args: list[np.ndarray]) -> Any:
         """How to run on inputs like ``args``: ``(kernel or None, out shape, flat)`` or
@@ -161,9 +193,9 @@ class FusedKernel:
         if all(sc or (s == shape and a.flags.c_contiguous)
                for sc, s, a in zip(scalars, shapes, args)):
             # One flat loop over contiguous memory; one-element inputs hoisted.
-            chunks = threads.split(size) if size >= PARALLEL_MIN_SIZE else None
+            chunks = self._threads.split(size) if size >= PARALLEL_MIN_SIZE else None
             return (self._kernel(1, dtypes, scalars), shape, True, chunks)
-        chunks = (threads.split(shape[0]) if size >= PARALLEL_MIN_SIZE and shape[0] > 1
+        chunks = (self._threads.split(shape[0]) if size >= PARALLEL_MIN_SIZE and shape[0] > 1
                   else None)
         return (self._kernel(len(shape), dtypes, ()), shape, False, chunks)
 
@@ -322,26 +354,55 @@ class AnchorKernel:
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
+    The first ``warmup`` runs evaluate the plan with the reference backend; the
+    kernels are built (compiled, or loaded from the kernel cache) on the run after.
+
     Args:
       plan: the compiled plan.
       fast_math: use graphflow's vectorisable math functions (True) or libm
         (False); None takes the default (GRAPHFLOW_MATH=libm selects libm).
       min_size: loops over fewer elements run the reference evaluation; None takes
         ``JIT_MIN_SIZE`` (GRAPHFLOW_JIT_MIN_SIZE, default 4096).
+      warmup: runs before the kernels are built; None takes ``JIT_WARMUP``
+        (GRAPHFLOW_JIT_WARMUP, default 1).
 
     Attributes:
-      fused: the steps that run as generated kernels.
+      fused: the steps that run as generated kernels (empty until built).
+      lowered: whether the kernels are built.
     """
 
     def __init__(self, plan: Plan, fast_math: bool | None = None,
-                 min_size: int | None = None) -> None:
+                 min_size: int | None = None, warmup: int | None = None) -> None:
         super().__init__(plan)
         if fast_math is None:
             fast_math = codegen.DEFAULT_FAST_MATH
+        self.fast_math = fast_math
+        self.min_size = min_size
         self.fused: list[FusedKernel] = []
         self.updates: list[ApplyKernel] = []
         self.anchored: list[AnchorKernel] = []
-        self.reduced: list[reduce.ReductionKernel] = []
+        self.reduced: list[ReductionKernel] = []
+        self.lowered = False
+        self._warmup = JIT_WARMUP if warmup is None else warmup
+        if self._warmup <= 0:
+            self._lower()
+        else:
+            self.run = self._warm_run  # until lowered; then the class's run, no check
+
+    def _warm_run(self, feeds: dict[Any, np.ndarray], state: RunState,
+                  trace: list[Any] | None = None) -> list[Any]:
+        if self._warmup > 0:
+            self._warmup -= 1
+        else:
+            self._lower()
+            del self.run
+        return PlanExecutable.run(self, feeds, state, trace)
+
+    def _lower(self) -> None:
+        """Replaces each step's reference evaluation by its kernel, where one applies."""
+        from graphflow.kernels.cpu import library, optimizers, reduce
+
+        plan, fast_math, min_size = self.plan, self.fast_math, self.min_size
         fresh: set[int] = set()  # steps whose outputs are always new arrays
         for k, (step, ref) in enumerate(zip(plan.steps, self._kernels)):
             if step.is_writer:
@@ -374,6 +435,8 @@ class CpuExecutable(PlanExecutable):
                     self.reduced.append(rk)
                     if rk.fresh:
                         fresh.add(k)
+        self.lowered = True
+        self._runner = None  # rebuilt over the new kernels
 
 
 def _suspects(plan: Plan, k: int, fresh: set[int]) -> list[int]:
