@@ -360,6 +360,68 @@ def test_concurrent_runs_from_threads_are_correct(backend):
         assert s.run(counter) == 200.0
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu", "interpreter"])
+def test_reading_runs_overlap_and_writing_runs_wait(backend):
+    import threading
+
+    x = gf.placeholder(gf.float32, [None])
+    v = gf.Variable(np.zeros(3, np.float32))
+    read = gf.reduce_sum(v + x)
+    write = gf.assign_add(v, np.ones(3, np.float32))
+    with gf.Session(backend=backend) as s:
+        s.run(v.initializer)
+        f = s.make_callable(read, [x])
+        results = {}
+
+        def reader():
+            results["run"] = s.run(read, {x: np.ones(3, np.float32)})
+            results["callable"] = f(np.ones(3, np.float32))
+
+        def writer():
+            s.run(write)
+            results["written"] = True
+
+        # Another reading run in progress (held here) does not block reads...
+        s._run_lock.acquire_shared()
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join(timeout=60)
+        assert not t.is_alive() and results["run"] == 3.0 and results["callable"] == 3.0
+        # ...but an update waits for it, and then runs.
+        t = threading.Thread(target=writer)
+        t.start()
+        t.join(timeout=0.5)
+        assert t.is_alive() and "written" not in results
+        s._run_lock.release_shared()
+        t.join(timeout=60)
+        assert not t.is_alive() and results["written"]
+        assert s.run(read, {x: np.zeros(3, np.float32)}) == 3.0
+
+
+def test_shared_lock_lets_a_waiting_writer_in_before_new_readers():
+    import threading
+
+    from graphflow.runtime.locks import SharedLock
+
+    lock = SharedLock()
+    order = []
+    lock.acquire_shared()
+    w = threading.Thread(target=lambda: (lock.acquire_exclusive(), order.append("w"),
+                                         lock.release_exclusive()))
+    w.start()
+    while not lock._writers:  # the writer is waiting
+        threading.Event().wait(0.001)
+    r = threading.Thread(target=lambda: (lock.acquire_shared(), order.append("r"),
+                                         lock.release_shared()))
+    r.start()
+    r.join(timeout=0.3)
+    assert r.is_alive() and not order  # the new reader queues behind the writer
+    lock.release_shared()
+    w.join(timeout=60)
+    r.join(timeout=60)
+    assert order == ["w", "r"]
+
+
 def test_make_callable_reuses_the_compiled_call_and_checks_its_inputs():
     x = gf.placeholder(gf.float32, [None], name="x")
     y = gf.reduce_sum(x * 2.0)

@@ -64,6 +64,9 @@ class ReferenceExecutable:
         self.feed_tensors = feed_tensors
         roots = [t.op for t in fetch_tensors if t not in set(feed_tensors)] + target_ops
         self.order = execution_order(roots, set(feed_tensors))
+        # Runs that change state (variables, random streams) exclude all other runs.
+        self.exclusive = any(op._op_def.stateful and op.type != "VariableV2"
+                             for op in self.order)
 
     def run(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
         values: dict[Tensor, Any] = dict(feeds)
@@ -240,6 +243,9 @@ class PlanExecutable:
         self._const_roots = {id(_root(v)) for _, v in plan.constants
                              if type(v) is np.ndarray}
         self._const_buffers = {b for b, _ in plan.constants}
+        # Runs that change state (variables, random streams) exclude all other runs.
+        self.exclusive = any(s.is_writer or any(n.op_def.stateful and n.type != "VariableV2"
+                                                for n in s.nodes) for s in plan.steps)
         self._runner: Any = None
         self._kernels = []
         for s in plan.steps:

@@ -14,6 +14,7 @@ from graphflow.framework import errors
 from graphflow.framework.graph import Graph, Tensor, get_default_graph
 from graphflow.ops.constant_op import to_numpy
 from graphflow.runtime.fetches import flatten_fetches, split_targets
+from graphflow.runtime.locks import SharedLock
 from graphflow.runtime.reference import PlanExecutable, ReferenceExecutable, RunState
 
 # "reference": compile to a Plan, evaluate it with NumPy. "interpreter": evaluate the
@@ -99,7 +100,8 @@ class Session:
         self._compiler_options = compiler.CompilerOptions.make(config, optimizer_options)
         self._state = RunState()
         self._closed = False
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the plan caches
+        self._run_lock = SharedLock()  # reading runs share it, writing runs hold it alone
         self._cache: dict[Any, Any] = {}
         # (fetches, feed keys) -> _Call: repeated runs skip fetch and feed-key resolution.
         self._fast: dict[Any, _Call] = {}
@@ -218,12 +220,18 @@ class Session:
                     self._cache.clear()
                     self._fast.clear()
                 self._cache[key] = exe
+        exclusive = exe.exclusive
+        lock = self._run_lock
+        lock.acquire_exclusive() if exclusive else lock.acquire_shared()
+        try:
             if _tracing(options, run_metadata) and not isinstance(exe, ReferenceExecutable):
                 trace: list[Any] = []
                 values = exe.run(feeds, self._state, trace=trace)
                 run_metadata.step_stats = _step_stats(exe.plan, trace)
             else:
                 values = exe.run(feeds, self._state)
+        finally:
+            lock.release_exclusive() if exclusive else lock.release_shared()
         call = _Call(exe, list(feeds), tensors, elements, rebuild, self._graph.version,
                      single=type(fetches) not in (list, tuple, dict) and len(elements) == 1)
         fast_key = _fast_key(fetches, feed_dict)
@@ -298,8 +306,11 @@ class Session:
         if not variable.shape.is_compatible_with(arr.shape):
             raise ValueError(f"Cannot load a value of shape {arr.shape} into variable "
                              f"{variable.op.name} of shape {variable.shape}")
-        with self._lock:
+        self._run_lock.acquire_exclusive()
+        try:
             self._state.variables[variable.op.name] = np.array(arr, copy=True)
+        finally:
+            self._run_lock.release_exclusive()
 
     def list_devices(self) -> list[str]:
         return ["/device:CPU:0"]
@@ -368,11 +379,12 @@ class _Call:
     """One compiled run signature: feed tensors in feed-key order, executable, fetches."""
 
     __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all",
-                 "single")
+                 "single", "exclusive")
 
     def __init__(self, exe: Any, feed_tensors: list[Tensor], tensors: list[Tensor],
                  elements: list[Any], rebuild: Any, version: int, single: bool = False) -> None:
         self.exe = exe
+        self.exclusive = exe.exclusive
         self.feed_tensors = feed_tensors
         # Per feed: (tensor, dtype, static dims or None): arrays that match skip conversion.
         self.checks = [(t, t.dtype.np, t.shape.values) for t in feed_tensors]
@@ -400,10 +412,21 @@ class _Call:
             feeds[t] = v
         if len(feeds) != len(self.checks):
             raise ValueError("feed_dict changed size during the run")
-        with session._lock:
-            if session._closed:
-                raise RuntimeError("Attempted to use a closed Session.")
-            out = self.exe.run(feeds, session._state)
+        if session._closed:
+            raise RuntimeError("Attempted to use a closed Session.")
+        lock = session._run_lock
+        if self.exclusive:
+            lock.acquire_exclusive()
+            try:
+                out = self.exe.run(feeds, session._state)
+            finally:
+                lock.release_exclusive()
+        else:
+            lock.acquire_shared()
+            try:
+                out = self.exe.run(feeds, session._state)
+            finally:
+                lock.release_shared()
         if self.single:
             v = out[self.slots[0]]
             if type(v) is not np.ndarray:

@@ -12,6 +12,7 @@ that call, which also produces the reference's error messages.
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -201,6 +202,7 @@ class FusedKernel:
 
 
 _FALLBACK = object()
+_LOWER_LOCK = threading.Lock()
 _SMALL = object()
 # Ops whose value is their input's: alone in a step (a variable read, typically) they
 # cost nothing in the reference and a full copy as a generated loop.
@@ -391,11 +393,14 @@ class CpuExecutable(PlanExecutable):
 
     def _warm_run(self, feeds: dict[Any, np.ndarray], state: RunState,
                   trace: list[Any] | None = None) -> list[Any]:
-        if self._warmup > 0:
-            self._warmup -= 1
-        else:
-            self._lower()
-            del self.run
+        # Reading runs may come from several threads at once: one of them lowers.
+        with _LOWER_LOCK:
+            if not self.lowered:
+                if self._warmup > 0:
+                    self._warmup -= 1
+                else:
+                    self._lower()
+                    del self.run
         return PlanExecutable.run(self, feeds, state, trace)
 
     def _lower(self) -> None:
