@@ -4,9 +4,10 @@
 placeholders, variables and ops, then evaluate it with a :class:`Session`.
 """
 
-from graphflow import compat, initializers, keras, layers, losses, math, nn, test, train, viz  # noqa: E402,I001
+import sys as _sys  # noqa: I001  (order kept: the star imports below may shadow each other)
+
+from graphflow import compat, initializers
 from graphflow import ops as _ops  # noqa: F401  (registers ops, installs operators)
-from graphflow import compiler
 from graphflow.framework import errors
 from graphflow.framework.dtypes import (
     DType,
@@ -55,14 +56,7 @@ from graphflow.ops.array_ops import (
     zeros,
     zeros_like,
 )
-from graphflow.autodiff import gradients
-from graphflow.framework.indexed_slices import (
-    IndexedSlices,
-    IndexedSlicesValue,
-    convert_to_tensor_or_indexed_slices,
-)
 from graphflow.ops.broadcast_ops import broadcast_to
-from graphflow.ops.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from graphflow.ops.constant_op import constant, placeholder, placeholder_with_default
 from graphflow.ops.control_flow_ops import group, no_op, tuple  # noqa: A004
 from graphflow.ops.indexing_ops import *  # noqa: F401,F403
@@ -174,18 +168,6 @@ from graphflow.runtime.config import (
     RunMetadata,
     RunOptions,
 )
-from graphflow.runtime.session import InteractiveSession, Session, get_default_session
-from graphflow import graph_util, io  # noqa: E402,I001  (graph files, checkpoints)
-from graphflow.io import (
-    AttrValue,
-    GraphDef,
-    MetaGraphDef,
-    NodeDef,
-    TensorProto,
-    import_graph_def,
-    make_ndarray,
-    make_tensor_proto,
-)
 
 sub = subtract
 mul = multiply
@@ -195,6 +177,50 @@ all_variables = global_variables
 newaxis = None
 
 __version__ = "0.1.0"
+
+# Names loaded on first access (PEP 562), so that `import graphflow` pays only for the
+# graph core and the ops. Everything here is reachable exactly as before: `gf.keras`,
+# `from graphflow import keras`, `import graphflow.keras`, `gf.Session`, dir(gf), `import *`.
+# name -> (module, attribute); attribute None means the name is the submodule itself.
+# Op lookup by type string never depends on this table (see graphflow/ops/__init__.py).
+_LAZY = {  # `tuple` here is gf.tuple, so no annotation
+    name: ("graphflow." + name, None)
+    for name in ("autodiff", "compiler", "graph_util", "io", "keras", "layers", "losses",
+                 "math", "nn", "test", "train", "viz")
+}
+_LAZY.update({
+    name: (module, name)
+    for module, names in {
+        "graphflow.autodiff": ("gradients",),
+        "graphflow.framework.indexed_slices": (
+            "IndexedSlices", "IndexedSlicesValue", "convert_to_tensor_or_indexed_slices"),
+        "graphflow.io": (
+            "AttrValue", "GraphDef", "MetaGraphDef", "NodeDef", "TensorProto",
+            "import_graph_def", "make_ndarray", "make_tensor_proto"),
+        "graphflow.ops.clip_ops": ("clip_by_global_norm", "clip_by_norm", "global_norm"),
+        "graphflow.runtime.session": ("InteractiveSession", "Session", "get_default_session"),
+    }.items()
+    for name in names
+})
+
+
+def __getattr__(name: str):
+    """Imports a lazily loaded submodule or name on first access (PEP 562)."""
+    entry = _LAZY.get(name)
+    if entry is None:
+        raise AttributeError(f"module 'graphflow' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = entry
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, including those not loaded yet."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def name_scope(name: str | None, default_name: str | None = None, values=None):
@@ -256,3 +282,11 @@ def device(device_name):
     """Accepted for TF1 compatibility; placement is the Session's choice."""
     return get_default_graph().device(device_name)
 
+
+# `from graphflow import *` exports what it did before the lazy names existed; it loads them.
+__all__ = sorted({n for n in globals() if not n.startswith("_")} | set(_LAZY))
+
+# Inside IPython, importing graphflow makes a Graph display as an image (see graphflow.viz);
+# outside it, viz and its imports stay unloaded.
+if "IPython" in _sys.modules:
+    from graphflow import viz

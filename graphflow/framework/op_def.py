@@ -23,6 +23,11 @@ SOURCE = "source"  # constants, placeholders, variables, random: no tensor input
 
 _REGISTRY: dict[str, OpDef] = {}
 
+# Op modules that `import graphflow` does not import (see graphflow/ops/__init__.py). Every
+# way of finding an op by its type string goes through lookup() or registered_types(), which
+# import these first when needed, so a graph file naming one of their ops still loads.
+_DEFERRED_MODULES: list[str] = []
+
 
 class OpDef:
     """Base class of op registrations.
@@ -85,6 +90,26 @@ def register(cls: type) -> type:
     return cls
 
 
+def defer_module(module_name: str) -> None:
+    """Registers an op module to be imported on the first lookup that needs it.
+
+    Args:
+      module_name: the module's full name, e.g. ``"graphflow.ops.nn_ops"``.
+    """
+    if module_name not in _DEFERRED_MODULES:
+        _DEFERRED_MODULES.append(module_name)
+
+
+def _load_deferred() -> None:
+    import importlib
+
+    for name in list(_DEFERRED_MODULES):
+        importlib.import_module(name)
+        # Dropped only once imported, so a failed import is retried by the next lookup.
+        if name in _DEFERRED_MODULES:
+            _DEFERRED_MODULES.remove(name)
+
+
 def lookup(op_type: str) -> OpDef:
     """The registration of ``op_type``.
 
@@ -94,10 +119,17 @@ def lookup(op_type: str) -> OpDef:
     try:
         return _REGISTRY[op_type]
     except KeyError:
-        raise errors.NotFoundError(None, None, f"Op type not registered: {op_type!r}") from None
+        pass
+    if _DEFERRED_MODULES:
+        _load_deferred()
+        if op_type in _REGISTRY:
+            return _REGISTRY[op_type]
+    raise errors.NotFoundError(None, None, f"Op type not registered: {op_type!r}")
 
 
 def registered_types() -> list[str]:
+    """The type strings of all registered ops, sorted."""
+    _load_deferred()
     return sorted(_REGISTRY)
 
 
