@@ -98,6 +98,8 @@ def table(results: dict, frameworks: list[str]) -> list[str]:
                                   lambda e: e.get("wall_s"), frameworks))
             lines.append(time_row(f"first-run {phase} 1st step", cells,
                                   lambda e: e.get("first_step_s"), frameworks))
+            lines.append(time_row(f"first-run {phase} to 2nd step", cells,
+                                  lambda e: e.get("two_steps_s"), frameworks))
     for w in ("mlp", "cnn"):
         mem = results.get("memory", {}).get(w)
         if mem:

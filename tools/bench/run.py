@@ -13,8 +13,8 @@ a missing one is reported as "not installed". Workloads (README.md has more):
   mlp        one Adam step, 784-512-512-10 ReLU MLP, batch 256
   cnn        one SGD step, conv5x5x32-relu-pool-conv5x5x64-relu-pool-dense10, batch 64
   overhead   per-call cost of running x*2+1 on a fed float32 scalar
-  first-run  a fresh process from start to its first mlp step: cold (empty
-             kernel cache) and warm (the same cache again)
+  first-run  a fresh process from start to its first mlp step, and to its
+             second: cold (empty kernel cache) and warm (the same cache again)
   memory     RSS of the mlp and cnn steps: baseline after build, peak during steps
 
 Times are medians of --repeat samples after two warm-up calls; ratios are to
@@ -147,7 +147,8 @@ def measure_first_run(frameworks: list[str], args: argparse.Namespace) -> dict:
                                      args.timeout, env)
                 e = entry[phase]
                 log(f"[first-run {phase}] {fw}: " + (
-                    f"process {fmt_time(e['wall_s'])}, first step {fmt_time(e['first_step_s'])}"
+                    f"process {fmt_time(e['wall_s'])}, first step {fmt_time(e['first_step_s'])}, "
+                    f"start to second step {fmt_time(e['two_steps_s'])}"
                     if e["status"] == "ok" else describe(e)))
         out[fw] = entry
     return out
