@@ -52,6 +52,7 @@ _LN2_LO_32 = _F(1.4286067653301870e-06)  # ln2 - _LN2_HI_32
 _EXP_LO_32 = _F(-104.0)  # exp(x) rounds to 0 below about -103.97
 _EXP_HI_32 = _F(89.0)  # exp(x) overflows above about 88.72
 _EM_BIG = 40.0  # above this expm1(x) == exp(x) to working precision
+_TANH_LO_32 = _F(-20.0)  # -2|x| below this: tanh(x) rounds to +/-1 (from |x| > 9.01)
 _Q0_32 = _F(0.49999988079071045)
 _Q1_32 = _F(0.166665181517601)
 _Q2_32 = _F(0.04166953265666962)
@@ -357,11 +358,22 @@ def tanh_f32(x):
     Returns:
       float32 tanh(x), saturating at +/-1, NaN for NaN, sign of zero kept.
     """
-    # tanh|x| = -t/(t+2) with t = expm1(-2|x|) in (-1, 0]: no overflow, no
-    # cancellation near 0 because expm1 is relatively accurate there.
-    t = expm1_f32(_F(-2.0) * abs(x))
+    # tanh|x| = -t/(t+2) with t = expm1(u), u = -2|x| in [-20, 0]: no overflow, no
+    # cancellation near 0 because expm1 is relatively accurate there. expm1 is inlined
+    # for this range only (one scale factor, no overflow or denormal branches): tanh is
+    # the costliest function of typical activations.
+    u = _F(-2.0) * abs(x)
+    u = u if u > _TANH_LO_32 else _TANH_LO_32  # tanh rounds to 1 beyond; NaN goes here too
+    kf = np.floor(u * _LOG2E_32 + _HALF32)
+    r = (u - kf * _LN2_HI_32) - kf * _LN2_LO_32
+    q = _Q0_32 + r * (_Q1_32 + r * (_Q2_32 + r * (_Q3_32 + r * _Q4_32)))
+    p = r + r * r * q
+    s = _i2f32(np.int32((np.int32(kf) + 127) << 23))  # 2**k, k in [-29, 0]
+    t = s * p + (s - _ONE32)  # s*p exact; s-1 exact where it matters
     a = -t / (t + _TWO32)
-    return _i2f32(np.int32(np.int64(_f2i32(a)) | (np.int64(_f2i32(x)) & -(1 << 31))))
+    res = _i2f32(np.int32((np.int64(_f2i32(a)) & 0x7FFFFFFF)
+                          | (np.int64(_f2i32(x)) & -(1 << 31))))
+    return x + x if x != x else res
 
 
 @numba.njit(**_JIT)
