@@ -28,8 +28,8 @@ from graphflow.framework.graph import Operation, Tensor
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime import fperr
 
-__all__ = ["PlanExecutable", "ReferenceExecutable", "RunState", "eval_node", "execution_order",
-           "run_op"]
+__all__ = ["NodeEval", "PlanExecutable", "ReferenceExecutable", "RunState", "eval_node",
+           "execution_order", "run_op"]
 
 
 class RunState:
@@ -153,76 +153,92 @@ def eval_node(node: Node, args: list[Any], state: RunState) -> list[Any]:
     The same rule as :func:`run_op`: variable handles are read (as of now) unless
     the input takes a reference; outputs are cast to the node's dtype and
     checked against its static shape; errors name the user's op and line.
+    Steps that evaluate a node on every run use :class:`NodeEval`, which does
+    the lookups once.
     """
-    opdef = node.op_def
-    refs = opdef.ref_inputs
-    user = None
-    for i, v in enumerate(args):
-        if isinstance(v, VarRef) and i not in refs:
-            user = user or _user_op(node)
-            args[i] = v.read(user)
-    try:
-        result = opdef.reference(node.ref_op(), args, state)
-    except errors.OpError as e:
-        user = _user_op(node)
-        if e.op is not None and not isinstance(e.op, OpView):
-            raise
-        if isinstance(e.op, OpView):
-            raise type(e)(None, user, e.message) from None
-        raise type(e)(None, user, f"{user.type} op '{user.name}': {e.message}") from None
-    except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError) as e:
-        user = _user_op(node)
-        raise errors.InvalidArgumentError(
-            None, user, f"{user.type} op '{user.name}' failed: {e}") from None
-    n = len(node.dtypes)
-    if n == 0:
-        return []
-    results = [result] if n == 1 else list(result)
-    for k, v in enumerate(results):
-        if not isinstance(v, VarRef):
-            v = np.asarray(v)
-            dt = node.dtypes[k].np
-            if v.dtype != dt:
+    return NodeEval(node)(args, state)
+
+
+class NodeEval:
+    """:func:`eval_node` for one node, with its lookups done once: ``f(args, state)``."""
+
+    __slots__ = ("node", "reference", "op", "refs", "outs", "single")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.reference = node.op_def.reference
+        self.op = node.ref_op()
+        self.refs = frozenset(node.op_def.ref_inputs)
+        # Per output: (NumPy dtype, static dims or None).
+        self.outs = [(d.np, s.values) for d, s in zip(node.dtypes, node.shapes)]
+        self.single = len(self.outs) == 1
+
+    def __call__(self, args: list[Any], state: RunState) -> list[Any]:
+        for i, v in enumerate(args):
+            if type(v) is VarRef and i not in self.refs:
+                args[i] = v.read(_user_op(self.node))
+        try:
+            result = self.reference(self.op, args, state)
+        except errors.OpError as e:
+            user = _user_op(self.node)
+            if e.op is not None and not isinstance(e.op, OpView):
+                raise
+            if isinstance(e.op, OpView):
+                raise type(e)(None, user, e.message) from None
+            raise type(e)(None, user, f"{user.type} op '{user.name}': {e.message}") from None
+        except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError) as e:
+            user = _user_op(self.node)
+            raise errors.InvalidArgumentError(
+                None, user, f"{user.type} op '{user.name}' failed: {e}") from None
+        if not self.outs:
+            return []
+        results = [result] if self.single else list(result)
+        for k, (dt, dims) in enumerate(self.outs):
+            v = results[k]
+            if type(v) is not np.ndarray:
+                if isinstance(v, VarRef):
+                    continue
+                v = np.asarray(v)
+            if v.dtype is not dt and v.dtype != dt:
                 v = v.astype(dt)
-            dims = node.shapes[k].values
-            if dims is not None and (len(dims) != v.ndim or any(
-                    d is not None and d != n for d, n in zip(dims, v.shape))):
-                user = _user_op(node)
+            if dims is not None and v.shape != dims and not _fits(v.shape, dims):
+                user = _user_op(self.node)
                 raise errors.InternalError(
                     None, user, f"{user.type} op '{user.name}' produced shape {v.shape} for "
-                                f"output {k}, whose static shape is {node.shapes[k]}")
+                                f"output {k}, whose static shape is {self.node.shapes[k]}")
             results[k] = v
-    return results
+        return results
+
+
+def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...]) -> bool:
+    """Whether a concrete shape matches static dims (None: any size)."""
+    return len(shape) == len(dims) and all(d is None or d == n for d, n in zip(dims, shape))
 
 
 class _CompiledKernel:
-    """A KernelStep prepared for evaluation: where each node's arguments come from."""
+    """A KernelStep prepared for evaluation: its nodes evaluated in order by one
+    generated function, with each argument's source (a buffer or an earlier node's
+    output) resolved when the step is built."""
 
-    __slots__ = ("nodes", "sources", "stores")
+    __slots__ = ("nodes", "run")
 
     def __init__(self, step: KernelStep) -> None:
         where = {(v[0].id, v[1]): b for v, b in zip(step.inputs, step.in_buffers)}
         local: dict[int, int] = {n.id: k for k, n in enumerate(step.nodes)}
         self.nodes = step.nodes
-        # Per node, per input: (True, buffer) or (False, (position in group, output)).
-        self.sources = []
-        for n in step.nodes:
-            src = []
-            for p, i in n.inputs:
-                if p.id in local:
-                    src.append((False, local[p.id], i))
-                else:
-                    src.append((True, where[(p.id, i)], 0))
-            self.sources.append(src)
-        self.stores = [(local[v[0].id], v[1], b) for v, b in zip(step.outputs, step.out_buffers)]
-
-    def run(self, env: list[Any], state: RunState) -> None:
-        results: list[list[Any]] = []
-        for node, src in zip(self.nodes, self.sources):
-            args = [env[a] if from_env else results[a][b] for from_env, a, b in src]
-            results.append(eval_node(node, args, state))
-        for k, i, b in self.stores:
-            env[b] = results[k][i]
+        ns: dict[str, Any] = {}
+        lines = ["def run(env, state):"]
+        for k, n in enumerate(step.nodes):
+            ns[f"e{k}"] = NodeEval(n)
+            args = ", ".join(f"r{local[p.id]}[{i}]" if p.id in local else f"env[{where[(p.id, i)]}]"
+                             for p, i in n.inputs)
+            lines.append(f"    r{k} = e{k}([{args}], state)")
+        for v, b in zip(step.outputs, step.out_buffers):
+            lines.append(f"    env[{b}] = r{local[v[0].id]}[{v[1]}]")
+        if len(lines) == 1:
+            lines.append("    pass")
+        exec(compile("\n".join(lines), "<graphflow step>", "exec"), ns)
+        self.run = ns["run"]
 
 
 class PlanExecutable:

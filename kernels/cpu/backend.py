@@ -24,11 +24,11 @@ from graphflow.framework import errors
 from graphflow.kernels.cpu import codegen
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import (
+    NodeEval,
     PlanExecutable,
     RunState,
     _CompiledKernel,
     _user_op,
-    eval_node,
     input_users,
     read_inputs,
 )
@@ -299,6 +299,7 @@ class AnchorKernel:
         self.step = step
         self.anchor = anchor = step.nodes[0]
         self.library = lib
+        self._eval = NodeEval(anchor)
         where = {(v[0].id, v[1]): b for v, b in zip(step.inputs, step.in_buffers)}
         self.anchor_buffers = [where[(p.id, i)] for p, i in anchor.inputs]
         out_at = {(v[0].id, v[1]): b for v, b in zip(step.outputs, step.out_buffers)}
@@ -339,7 +340,7 @@ class AnchorKernel:
         if self.library is not None:
             results = self.library(self.anchor, args)
         else:
-            results = eval_node(self.anchor, args, state)
+            results = self._eval(args, state)
         for i, b in self.anchor_stores:
             env[b] = results[i]
         if not self.has_epilogue:
