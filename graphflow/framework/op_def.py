@@ -52,6 +52,9 @@ class OpDef:
         -> outputs`` building the op from primitives, or None.
       scalar: for elementwise ops, the scalar expression used by kernel
         generators (a format string over input names), or None.
+      plain_reference: when :meth:`reference` is exactly ``f(*inputs)`` (it needs
+        neither the op's attributes nor run state), that ``f``, which hot paths
+        call directly; else None.
     """
 
     type: str = ""
@@ -62,6 +65,7 @@ class OpDef:
     not_differentiable: bool = False
     composite: Callable[..., Any] | None = None
     scalar: str | None = None
+    plain_reference: Callable[..., Any] | None = None
 
     def infer(self, op: Any) -> list[tuple[Any, Any]]:
         """Returns ``[(dtype, TensorShape), ...]`` for the op's outputs.

@@ -52,6 +52,10 @@ class UnaryOp(OpDef):
     def reference(self, op, inputs, ctx):
         return self.fn(inputs[0])
 
+    @property
+    def plain_reference(self):
+        return self.fn if type(self).reference is UnaryOp.reference else None
+
 
 def unary(op_type: str, fn: Callable[..., Any], dtypes: tuple = F,
           out_dtype: _dt.DType | None = None, scalar: str | None = None,
@@ -238,6 +242,10 @@ class BinaryOp(OpDef):
 
     def reference(self, op, inputs, ctx):
         return self.fn(*inputs)
+
+    @property
+    def plain_reference(self):
+        return self.fn if type(self).reference is BinaryOp.reference else None
 
 
 def binary(op_type: str, fn: Callable[..., Any], dtypes: tuple = NUM,

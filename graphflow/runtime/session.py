@@ -401,11 +401,13 @@ class _Call:
         feeds = {}
         for (t, dt, dims), v in zip(self.checks, values):
             kind = type(v)
-            if kind is np.ndarray and (v.dtype is dt or v.dtype == dt) and _fits(v.shape, dims):
-                pass
+            if kind is np.ndarray:
+                if ((v.dtype is not dt and v.dtype != dt)
+                        or (dims is not None and v.shape != dims and not _fits(v.shape, dims))):
+                    v = _convert_feed(t, t, v)
             elif kind is float and dt.kind == "f" and not dims:
                 v = np.array(v, dt)  # a Python float for a float scalar: nothing to check
-            elif isinstance(v, np.generic) and v.dtype == dt and not dims:
+            elif isinstance(v, np.generic) and (v.dtype is dt or v.dtype == dt) and not dims:
                 v = np.asarray(v)  # a NumPy scalar of the right dtype
             else:
                 v = _convert_feed(t, t, v)

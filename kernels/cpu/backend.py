@@ -58,8 +58,8 @@ class FusedKernel:
     """One elementwise fusion group run as one generated Numba loop over its output."""
 
     def __init__(self, step: KernelStep, body: list[str], fallback: _CompiledKernel,
-                 fast_math: bool = codegen.DEFAULT_FAST_MATH, min_size: int | None = None
-                 ) -> None:
+                 fast_math: bool = codegen.DEFAULT_FAST_MATH, min_size: int | None = None,
+                 fixed: frozenset[int] | set[int] = frozenset()) -> None:
         # Imported here, not at module level: they import Numba (see JIT_WARMUP).
         from graphflow.kernels.cpu import cache, threads
 
@@ -71,6 +71,13 @@ class FusedKernel:
         self.fallback = fallback
         self.in_buffers = list(step.in_buffers)
         self.out_buffers = list(step.out_buffers)
+        # Inputs whose buffers hold the plan's constants (``fixed``) never change, so the
+        # per-run dispatch key leaves them out; None: every input is keyed.
+        # The key is one flat tuple built by a generated function: a list comprehension
+        # over the inputs cost more than the rest of a small loop's dispatch.
+        vary = [j for j, b in enumerate(self.in_buffers) if b not in fixed]
+        self._key = eval("lambda a: (" + "".join(
+            f"a[{j}].shape, a[{j}].dtype.num, a[{j}].flags.c_contiguous, " for j in vary) + ")")
         self.out_dtypes = [n.dtypes[i].np for n, i in step.outputs]
         self.in_users = input_users(step)  # to read variable handles
         # Per output: the group inputs it depends on (its shape is their broadcast).
@@ -117,10 +124,10 @@ class FusedKernel:
     def run(self, env: list[Any], state: RunState) -> None:
         args = [env[b] for b in self.in_buffers]
         try:
-            key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
+            key = self._key(args)
         except AttributeError:  # a variable handle (or a Python value): read it
             args = read_inputs(env, self.in_buffers, self.in_users)
-            key = tuple([(a.shape, a.dtype.num, a.flags.c_contiguous) for a in args])
+            key = self._key(args)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._dispatch(args)
@@ -129,11 +136,9 @@ class FusedKernel:
             if small is None:
                 small = self._small_fn = self._make_small()
             try:
-                results = small(args, state)
+                small(args, env, state)  # stores the outputs in env
             except Exception:
                 return self.fallback.run(env, state)
-            for b, r in zip(self.out_buffers, results):
-                env[b] = r
             return None
         if plan is _FALLBACK:
             return self.fallback.run(env, state)
@@ -152,19 +157,25 @@ class FusedKernel:
             env[b] = o
 
     def _make_small(self) -> Any:
-        """The small-loop path as one Python function ``f(args, state) -> outputs``: each
-        node's NumPy reference called in order on the group's inputs, results cast to the
-        node's dtype (the reference evaluation reruns the group if anything raises, so
-        errors still read the same)."""
+        """The small-loop path as one Python function ``f(args, env, state)`` storing the
+        outputs in ``env``: each node's NumPy reference called in order on the group's
+        inputs, results cast to the node's dtype (the reference evaluation reruns the
+        group if anything raises, so errors still read the same)."""
         ns: dict[str, Any] = {"asarray": np.asarray}
-        lines = ["def small(args, state):"]
-        for k, (ref, op, src, dt) in enumerate(self._small):
+        lines = ["def small(args, env, state):"]
+        for k, ((ref, op, src, dt), node) in enumerate(zip(self._small, self.step.nodes)):
             ns[f"f{k}"], ns[f"op{k}"], ns[f"dt{k}"] = ref, op, dt
             operands = ", ".join(f"args[{a}]" if inp else f"r{a}" for inp, a in src)
-            lines += [f"    r{k} = asarray(f{k}(op{k}, [{operands}], state))",
-                      f"    if r{k}.dtype is not dt{k} and r{k}.dtype != dt{k}:",
+            plain = node.op_def.plain_reference
+            if plain is not None:  # a NumPy function of the inputs: called directly
+                ns[f"f{k}"] = plain
+                lines.append(f"    r{k} = asarray(f{k}({operands}))")
+            else:
+                lines.append(f"    r{k} = asarray(f{k}(op{k}, [{operands}], state))")
+            lines += [f"    if r{k}.dtype is not dt{k} and r{k}.dtype != dt{k}:",
                       f"        r{k} = r{k}.astype(dt{k})"]
-        lines.append("    return (" + "".join(f"r{k}, " for k in self._small_outs) + ")")
+        for b, k in zip(self.out_buffers, self._small_outs):
+            lines.append(f"    env[{b}] = r{k}")
         exec(compile("\n".join(lines), "<graphflow small loop>", "exec"), ns)
         return ns["small"]
 
@@ -420,7 +431,7 @@ class CpuExecutable(PlanExecutable):
                 continue
             body = lower_step(step)
             if body is not None:
-                fk = FusedKernel(step, body, ref, fast_math, min_size)
+                fk = FusedKernel(step, body, ref, fast_math, min_size, self._const_buffers)
                 self._kernels[k] = fk
                 self.fused.append(fk)
                 fresh.add(k)
