@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -143,17 +144,19 @@ class Reshape(OpDef):
 
     def reference(self, op, inputs, ctx):
         x, s = inputs
-        dims = [int(d) for d in s]
+        # Python ints: exact products (no int64 wrap-around) and much cheaper than
+        # np.prod on a list, which mattered: reshapes run on every training step.
+        dims = [int(d) for d in np.asarray(s).tolist()]
         if -1 in dims:
-            known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
+            known = math.prod(d for d in dims if d != -1)
             if known == 0 or x.size % known:
                 raise errors.InvalidArgumentError(
                     None, None, f"Input to reshape is a tensor with {x.size} values, but the "
                                 f"requested shape {dims} does not divide it")
-        elif int(np.prod(dims, dtype=np.int64)) != x.size:
+        elif math.prod(dims) != x.size:
             raise errors.InvalidArgumentError(
                 None, None, f"Input to reshape is a tensor with {x.size} values, but the "
-                            f"requested shape has {int(np.prod(dims, dtype=np.int64))}")
+                            f"requested shape has {math.prod(dims)}")
         return x.reshape(dims)
 
 

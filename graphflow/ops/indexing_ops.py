@@ -8,6 +8,7 @@ gather's gradient with respect to ``params`` along axis 0 is an IndexedSlices
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 from typing import Any, NamedTuple
 
@@ -688,7 +689,7 @@ class GatherNd(OpDef):
             raise _run_error(f"index innermost dimension length must be <= params rank; saw: "
                              f"{q} vs. {params.ndim}")
         outer = indices.shape[:-1]
-        flat = indices.reshape(int(np.prod(outer, dtype=np.int64)), q).astype(np.int64)
+        flat = indices.reshape(math.prod(outer), q).astype(np.int64)
         limits = np.array(params.shape[:q], dtype=np.int64)
         bad = np.any((flat < 0) | (flat >= limits), axis=1)
         if np.any(bad):
@@ -886,7 +887,7 @@ class ScatterNd(OpDef):
         if updates.shape != outer + dims[q:]:
             raise _run_error(f"updates must have shape {list(outer + dims[q:])} "
                              f"(indices.shape[:-1] + shape[{q}:]), got {list(updates.shape)}")
-        flat = indices.reshape(int(np.prod(outer, dtype=np.int64)), q).astype(np.int64)
+        flat = indices.reshape(math.prod(outer), q).astype(np.int64)
         bad = np.any((flat < 0) | (flat >= np.array(dims[:q], dtype=np.int64)), axis=1)
         if np.any(bad):
             k = int(np.argmax(bad))

@@ -38,6 +38,7 @@ results and error messages are the reference's.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -945,7 +946,7 @@ def unsorted_segment_sum(node: Any, args: list) -> list[np.ndarray]:
         return _reference(node, args)
     tail = data.shape[k:]
     out = np.zeros((n,) + tail, data.dtype)
-    width = int(np.prod(tail, dtype=np.int64))
+    width = math.prod(tail)
     if ids.size == 0 or width == 0 or n == 0:
         return [out]
     d2 = np.ascontiguousarray(data).reshape(ids.size, width)
