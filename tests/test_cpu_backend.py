@@ -77,21 +77,50 @@ def test_large_loops_split_across_threads_match(monkeypatch):
     monkeypatch.setenv("GRAPHFLOW_NUM_THREADS", "3")
     x = gf.placeholder(gf.float32, [None, None])
     y = gf.placeholder(gf.float32, [None])
+    w = gf.placeholder(gf.float32, [None, None, None])
+    v = gf.placeholder(gf.float32, [None, 1, None])
     flat = gf.tanh(x) * 2.0 - x
     bcast = gf.sin(x) * y
+    middle = gf.sin(w) * v  # broadcast in the middle: the rank-N loop
     rng = np.random.default_rng(1)
     xs = rng.standard_normal((7, 5)).astype(np.float32)
     ys = rng.standard_normal(5).astype(np.float32)
+    ws = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    vs = rng.standard_normal((7, 1, 5)).astype(np.float32)
     calls = []
-    real = threads.run_chunks
+    real, real_scaled = threads.run_chunks, threads.run_scaled_chunks
     monkeypatch.setattr(threads, "run_chunks",
                         lambda fn, a, chunks, whole: calls.append(chunks) or real(fn, a, chunks,
                                                                                    whole))
-    for z in (flat, bcast):
-        got, want, _ = run_both(z, {x: xs, y: ys})
+    monkeypatch.setattr(threads, "run_scaled_chunks",
+                        lambda fn, a, chunks, scales, extra: calls.append(("rows", chunks))
+                        or real_scaled(fn, a, chunks, scales, extra))
+    for z in (flat, bcast, middle):
+        got, want, _ = run_both(z, {x: xs, y: ys, w: ws, v: vs})
         assert_match(got, want)
     assert [(0, 12), (12, 24), (24, 35)] in calls  # the flat loop over 35 elements
-    assert [(0, 3), (3, 6), (6, 7)] in calls  # the broadcasting loop, by rows
+    assert ("rows", [(0, 3), (3, 6), (6, 7)]) in calls  # the bias-like broadcast, by rows
+    assert [(0, 3), (3, 6), (6, 7)] in calls  # the rank-N loop, by its first axis
+
+
+@pytest.mark.parametrize("shapes", [
+    [(6, 4), (4,)],  # a row broadcast down the rows (bias)
+    [(6, 4), (6, 1)],  # a column broadcast along each row
+    [(2, 3, 4), (4,), (2, 3, 1), ()],  # rows of two dims, a scalar
+    [(2, 3, 4), (3, 4), (1, 3, 4)],  # rows of the first dim, cols 3*4
+    [(5, 1), (5, 4)],  # an input narrower than the output is a column
+])
+def test_row_column_broadcast_loops_match(shapes):
+    rng = np.random.default_rng(len(shapes))
+    phs = [gf.placeholder(gf.float32, [None] * len(s)) for s in shapes]
+    z = phs[0] * 2.0
+    for p in phs[1:]:
+        z = gf.tanh(z) - p / (1.0 + gf.abs(p))
+    feeds = {p: rng.standard_normal(s).astype(np.float32) for p, s in zip(phs, shapes)}
+    got, want, exe = run_both(z, feeds)
+    assert_match(got, want)
+    assert any(k[0] == "rc" for fk in exe.fused for k in fk._fns), [
+        list(fk._fns) for fk in exe.fused]
 
 
 def test_small_loops_run_numpy_without_compiling(monkeypatch):

@@ -11,6 +11,7 @@ that call, which also produces the reference's error messages.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel"]
 
-# Loops over at least this many elements are split across threads (the kernels release
-# the GIL): below it, handing work to a thread costs more than the second core saves.
-# Numba's parallel=True would do the same but multiplies compile time by 3-4.
-PARALLEL_MIN_SIZE = 1 << 17
+# Loops whose work (elements x codegen.body_weight) reaches this are split across threads
+# (the kernels release the GIL): below it, waking a worker (tens of microseconds here)
+# costs more than the second core saves. Measured on 2 cores: relu(x*2+1) gains from
+# about 1M elements, tanh(x*0.5+1)*sigmoid(x) from under 128K. Numba's parallel=True
+# would split loops too but multiplies compile time by 3-4.
+PARALLEL_MIN_SIZE = 1 << 20
 # Smaller loops run the reference evaluation (NumPy, op by op): below this size a
 # compiled kernel saves less than its dispatch costs, and graphs of small tensors (most
 # tests, toy models) start without compiling anything. GRAPHFLOW_JIT_MIN_SIZE=0 compiles
@@ -71,6 +74,7 @@ class FusedKernel:
         self.fallback = fallback
         self.in_buffers = list(step.in_buffers)
         self.out_buffers = list(step.out_buffers)
+        self.weight = codegen.body_weight(body)
         # Inputs whose buffers hold the plan's constants (``fixed``) never change, so the
         # per-run dispatch key leaves them out; None: every input is keyed.
         # The key is one flat tuple built by a generated function: a list comprehension
@@ -117,6 +121,14 @@ class FusedKernel:
             fn = self._fns[key] = self._cache.load_kernel(src, f"{rank}:{dtypes}")
         return fn
 
+    def _rowcol_kernel(self, kinds: str, dtypes: tuple) -> Any:
+        key = ("rc", kinds, dtypes)
+        fn = self._fns.get(key)
+        if fn is None:
+            src = codegen.rowcol_source(self.body, kinds, len(self.out_buffers), self.fast_math)
+            fn = self._fns[key] = self._cache.load_kernel(src, f"rc{kinds}:{dtypes}")
+        return fn
+
     @property
     def dispatchers(self) -> list[Any]:
         return list(self._fns.values())
@@ -144,7 +156,17 @@ class FusedKernel:
             return self.fallback.run(env, state)
         fn, shape, flat, chunks = plan
         outs = [np.empty(shape, dt) for dt in self.out_dtypes]
-        if fn is not None:
+        if flat is _ROWCOL:
+            scales, cols = chunks
+            kargs = [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
+            rows = kargs[-1].shape[0] // cols
+            splits = (self._threads.split(rows)
+                      if rows * cols * self.weight >= PARALLEL_MIN_SIZE and rows > 1 else None)
+            if splits:
+                self._threads.run_scaled_chunks(fn, kargs, splits, scales, (cols,))
+            else:
+                self._cache.call_kernel(fn, kargs + [cols])
+        elif fn is not None:
             if flat:
                 kargs = [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
             else:
@@ -195,7 +217,7 @@ class FusedKernel:
             for d in self.out_deps:
                 if np.broadcast_shapes(*[shapes[j] for j in d]) != shape:
                     return _FALLBACK
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if size == 0:
             return (None, shape, True, None)
         if size < self.min_size:
@@ -205,14 +227,50 @@ class FusedKernel:
         if all(sc or (s == shape and a.flags.c_contiguous)
                for sc, s, a in zip(scalars, shapes, args)):
             # One flat loop over contiguous memory; one-element inputs hoisted.
-            chunks = self._threads.split(size) if size >= PARALLEL_MIN_SIZE else None
+            work = size * self.weight
+            chunks = self._threads.split(size) if work >= PARALLEL_MIN_SIZE else None
             return (self._kernel(1, dtypes, scalars), shape, True, chunks)
-        chunks = (self._threads.split(shape[0]) if size >= PARALLEL_MIN_SIZE and shape[0] > 1
-                  else None)
+        rowcol = _rowcol_kinds(shape, args)
+        if rowcol is not None:
+            kinds, cols = rowcol
+            # Per array, elements per row (for splitting rows across threads); None: whole.
+            scales = [cols if k == "F" else 1 if k == "C" else None for k in kinds]
+            scales += [cols] * len(self.out_buffers)
+            return (self._rowcol_kernel(kinds, dtypes), shape, _ROWCOL, (scales, cols))
+        chunks = (self._threads.split(shape[0])
+                  if size * self.weight >= PARALLEL_MIN_SIZE and shape[0] > 1 else None)
         return (self._kernel(len(shape), dtypes, ()), shape, False, chunks)
 
 
+def _rowcol_kinds(shape: tuple[int, ...], args: list[np.ndarray]) -> tuple[str, int] | None:
+    """Splits ``shape`` into rows x cols so that every input is contiguous and either the
+    full shape (F), broadcast down the rows (R), along each row (C), or one element (S):
+    ``(kinds, cols)``, or None when no split fits (the rank-N kernel runs)."""
+    n = len(shape)
+    if n < 2 or not all(a.flags.c_contiguous for a in args):
+        return None
+    padded = [(1,) * (n - a.ndim) + a.shape for a in args]
+    for p in range(n - 1, 0, -1):  # the widest rows first: the longest inner loops
+        lead, tail = shape[:p], shape[p:]
+        kinds = []
+        for a, s in zip(args, padded):
+            if a.size == 1:
+                kinds.append("S")
+            elif s == shape:
+                kinds.append("F")
+            elif s[p:] == tail and all(d == 1 for d in s[:p]):
+                kinds.append("R")
+            elif s[:p] == lead and all(d == 1 for d in s[p:]):
+                kinds.append("C")
+            else:
+                break
+        else:
+            return "".join(kinds), math.prod(tail)
+    return None
+
+
 _FALLBACK = object()
+_ROWCOL = object()  # plan mode: the rows x cols kernel (codegen.rowcol_source)
 _LOWER_LOCK = threading.Lock()
 _SMALL = object()
 # Ops whose value is their input's: alone in a step (a variable read, typically) they

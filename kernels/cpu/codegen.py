@@ -292,3 +292,65 @@ def kernel_source(body: list[str], n_in: int, n_out: int, rank: int,
     for k in range(n_out):
         lines.append(f"{ind}o{k}[{idx}] = r{k}")
     return "\n".join(lines) + "\n"
+
+
+def rowcol_source(body: list[str], kinds: str, n_out: int,
+                  fast_math: bool = DEFAULT_FAST_MATH) -> str:
+    """A module whose ``kernel`` loops over a ``rows x cols`` output stored flat.
+
+    The output's dims are split in two (rows: the leading dims, cols: the rest), and
+    every input is contiguous and one of: ``F`` the full output shape, ``R`` a row
+    broadcast down the rows (a bias), ``C`` a column broadcast along each row
+    (a per-row statistic), ``S`` one element. Each is indexed with unit stride in the
+    inner loop, so the loop vectorises, where broadcast views with zero strides (the
+    rank-N kernel) do not.
+
+    Args:
+      body: per-element statements from :func:`group_body`.
+      kinds: one letter per input, as above.
+      n_out: number of outputs (flat, ``rows * cols`` elements).
+      fast_math: graphflow's vectorisable math (True) or libm.
+
+    Returns:
+      The module source; ``kernel(a0.., o0.., cols)`` takes 1-D arrays.
+    """
+    ins = [f"a{j}" for j in range(len(kinds))]
+    outs = [f"o{k}" for k in range(n_out)]
+    lines = [_PRELUDES[fast_math], "", "@njit(**_OPTS)",
+             f"def kernel({', '.join(ins + outs)}, cols):"]
+    for j, kind in enumerate(kinds):
+        if kind == "S":
+            lines.append(f"    x{j} = a{j}[0]")
+    lines += ["    rows = o0.shape[0] // cols", "    for i in range(rows):"]
+    for j, kind in enumerate(kinds):
+        if kind == "C":
+            lines.append(f"        x{j} = a{j}[i]")
+    lines += ["        base = i * cols", "        for j in range(cols):"]
+    for j, kind in enumerate(kinds):
+        if kind == "F":
+            lines.append(f"            x{j} = a{j}[base + j]")
+        elif kind == "R":
+            lines.append(f"            x{j} = a{j}[j]")
+    lines += ["            " + st for st in body]
+    for k in range(n_out):
+        lines.append(f"            o{k}[base + j] = r{k}")
+    return "\n".join(lines) + "\n"
+
+
+# Calls that cost several times a memory access per element (see body_weight).
+_HEAVY = ("_exp", "_expm1", "_log", "_tanh", "_sigmoid", "_softplus", "_erf", "_pow",
+          "np.exp", "np.expm1", "np.log", "np.tanh", "np.sin", "np.cos", "np.tan",
+          "np.power", "math.erf")
+
+
+def body_weight(body: list[str]) -> int:
+    """A rough per-element cost of a loop body, in units of a memory-bound element.
+
+    Decides when a loop is worth splitting across threads: waking a worker costs
+    tens of microseconds, which a cheap loop (about 0.2 ns per element) only earns
+    back from about a million elements, a loop of tanh and sigmoid from ~100K.
+    Each transcendental call counts 5, each division or square root 1.
+    """
+    text = "\n".join(body)
+    return 1 + 5 * sum(text.count(f + "(") for f in _HEAVY) + text.count("/") + text.count(
+        "np.sqrt(")

@@ -14,7 +14,7 @@ from typing import Any
 
 from graphflow.kernels.cpu import cache
 
-__all__ = ["executor", "num_threads", "run_chunks", "split"]
+__all__ = ["executor", "num_threads", "run_chunks", "run_scaled_chunks", "split"]
 
 
 def num_threads() -> int:
@@ -66,6 +66,28 @@ def run_chunks(fn: Any, args: list[Any], chunks: list[tuple[int, int]],
 
     def part(lo: int, hi: int) -> list[Any]:
         return [a if w else a[lo:hi] for a, w in zip(args, whole)]
+
+    futures = [executor().submit(fn, *part(lo, hi)) for lo, hi in chunks[1:]]
+    lo, hi = chunks[0]
+    cache.call_kernel(fn, part(lo, hi))
+    for f in futures:
+        f.result()
+
+
+def run_scaled_chunks(fn: Any, args: list[Any], chunks: list[tuple[int, int]],
+                      scales: list[int | None], extra: tuple = ()) -> None:
+    """Calls ``fn(*sliced args, *extra)`` on each chunk ``[lo, hi)`` of an outer loop.
+
+    Args:
+      fn: a compiled kernel.
+      args: its 1-D arrays.
+      chunks: from :func:`split`, over the outer loop's range.
+      scales: per array, the elements it holds per outer iteration (sliced
+        ``[lo*scale, hi*scale)``), or None when it is passed whole.
+      extra: trailing arguments passed to every call unchanged.
+    """
+    def part(lo: int, hi: int) -> list[Any]:
+        return [a if k is None else a[lo * k:hi * k] for a, k in zip(args, scales)] + list(extra)
 
     futures = [executor().submit(fn, *part(lo, hi)) for lo, hi in chunks[1:]]
     lo, hi = chunks[0]
