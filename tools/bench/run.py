@@ -147,7 +147,8 @@ def measure_first_run(frameworks: list[str], args: argparse.Namespace) -> dict:
                                      args.timeout, env)
                 e = entry[phase]
                 log(f"[first-run {phase}] {fw}: " + (
-                    f"process {fmt_time(e['wall_s'])}, first step {fmt_time(e['first_step_s'])}, "
+                    f"start to first step {fmt_time(e['total_s'])} (the step "
+                    f"{fmt_time(e['first_step_s'])}), "
                     f"start to second step {fmt_time(e['two_steps_s'])}"
                     if e["status"] == "ok" else describe(e)))
         out[fw] = entry
