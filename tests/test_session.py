@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -409,7 +410,7 @@ def test_shared_lock_lets_a_waiting_writer_in_before_new_readers():
     w = threading.Thread(target=lambda: (lock.acquire_exclusive(), order.append("w"),
                                          lock.release_exclusive()))
     w.start()
-    while not lock._writers:  # the writer is waiting
+    while not lock._writing:  # the writer is waiting
         threading.Event().wait(0.001)
     r = threading.Thread(target=lambda: (lock.acquire_shared(), order.append("r"),
                                          lock.release_shared()))
@@ -420,6 +421,47 @@ def test_shared_lock_lets_a_waiting_writer_in_before_new_readers():
     w.join(timeout=60)
     r.join(timeout=60)
     assert order == ["w", "r"]
+
+
+def test_shared_lock_never_lets_a_reader_see_half_an_update():
+    import threading
+
+    from graphflow.runtime.locks import SharedLock
+
+    lock = SharedLock()
+    state = [0, 0]
+    torn = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            lock.acquire_shared()
+            a = state[0]
+            time.sleep(0)  # let other threads run inside the hold
+            b = state[1]
+            lock.release_shared()
+            if a != b:
+                torn.append((a, b))
+
+    def writer():
+        for k in range(200):
+            lock.acquire_exclusive()
+            state[0] = k
+            time.sleep(0)
+            state[1] = k
+            lock.release_exclusive()
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    writers = [threading.Thread(target=writer) for _ in range(2)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(timeout=120)
+    stop.set()
+    for t in readers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in readers + writers)
+    assert not torn and not lock._readers and not lock._writing
 
 
 def test_make_callable_reuses_the_compiled_call_and_checks_its_inputs():

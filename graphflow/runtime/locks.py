@@ -16,48 +16,55 @@ __all__ = ["SharedLock"]
 class SharedLock:
     """Many holders in shared mode, or one in exclusive mode.
 
-    Writers waiting keep new readers out, so a stream of reads cannot starve an
+    A waiting writer keeps new readers out, so a stream of reads cannot starve an
     update. Not reentrant.
+
+    The shared fast path takes no lock: a reader registers by appending to a list
+    (atomic in CPython) and only then looks at the writer flag; a writer sets the
+    flag and only then waits for the list to empty. Whichever comes second sees the
+    other, so a reader and a writer never both proceed. Readers that meet the flag
+    deregister, wake a writer that may be waiting for them, and wait their turn.
     """
 
-    __slots__ = ("_mutex", "_cond", "_readers", "_writers")
+    __slots__ = ("_cond", "_readers", "_writing", "_writer_lock")
 
     def __init__(self) -> None:
-        # The fast paths take the mutex directly (a C-level ``with``); waiting goes
-        # through the condition built on it.
-        self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
-        self._readers = 0  # holding shared; -1 while a writer holds the lock
-        self._writers = 0  # holding or waiting
+        self._cond = threading.Condition(threading.Lock())
+        self._readers: list[None] = []  # one entry per reader inside
+        self._writing = False  # a writer holds the lock or waits for readers to leave
+        self._writer_lock = threading.Lock()  # one writer at a time
 
     def acquire_shared(self) -> None:
         """Blocks while a writer holds or waits for the lock, then holds it shared."""
-        with self._mutex:
-            if not self._writers:
-                self._readers += 1
+        readers = self._readers
+        while True:
+            readers.append(None)
+            if not self._writing:
                 return
-            while self._writers:
-                self._cond.wait()
-            self._readers += 1
+            readers.pop()
+            with self._cond:
+                self._cond.notify_all()  # a writer may be waiting for this reader
+                while self._writing:
+                    self._cond.wait()
 
     def release_shared(self) -> None:
         """Releases one shared hold."""
-        with self._mutex:
-            self._readers -= 1
-            if not self._readers and self._writers:
+        self._readers.pop()
+        if self._writing:
+            with self._cond:
                 self._cond.notify_all()
 
     def acquire_exclusive(self) -> None:
         """Blocks until no reader or other writer holds the lock, then holds it alone."""
-        with self._mutex:
-            self._writers += 1
-            while self._readers:  # readers, or -1: another writer
+        self._writer_lock.acquire()
+        with self._cond:
+            self._writing = True
+            while self._readers:
                 self._cond.wait()
-            self._readers = -1
 
     def release_exclusive(self) -> None:
         """Releases the exclusive hold."""
-        with self._mutex:
-            self._readers = 0
-            self._writers -= 1
+        with self._cond:
+            self._writing = False
             self._cond.notify_all()
+        self._writer_lock.release()

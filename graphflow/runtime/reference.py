@@ -277,35 +277,43 @@ class PlanExecutable:
         With ``trace`` (a list), appends ``(step, kernel, start, end)`` per step, times
         from ``time.perf_counter``; untraced runs pay nothing for it.
         """
+        values = [feeds[t] for t, _ in self.plan.inputs]
         if trace is None:
-            runner = self._runner
-            if runner is None:
-                runner = self._runner = self._make_runner()
-            out = runner(feeds, state)
-        else:
-            env = self._start(feeds, state)
-            token = fperr.ignore()
-            try:
-                clock = time.perf_counter
-                for step, k in zip(self.plan.steps, self._kernels):
-                    start = clock()
-                    k.run(env, state)
-                    trace.append((step, k, start, clock()))
-            finally:
-                fperr.restore(token)
-            out = self._finish(env, feeds, state)
-        return out
+            return self.run_inputs(values, state)
+        env = self._start(values, state)
+        token = fperr.ignore()
+        try:
+            clock = time.perf_counter
+            for step, k in zip(self.plan.steps, self._kernels):
+                start = clock()
+                k.run(env, state)
+                trace.append((step, k, start, clock()))
+        finally:
+            fperr.restore(token)
+        return self._finish(env, values, state)
 
-    def _start(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        """The fed tensors the plan reads, in the order :meth:`run_inputs` takes them."""
+        return [t for t, _ in self.plan.inputs]
+
+    def run_inputs(self, values: list[Any], state: RunState) -> list[Any]:
+        """:meth:`run` with the feeds given as arrays in ``input_tensors`` order (already
+        converted and checked): the Session's fast path."""
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = self._make_runner()
+        return runner(values, state)
+
+    def _start(self, values: list[Any], state: RunState) -> list[Any]:
         env = list(self._template)
-        for t, b in self.plan.inputs:
-            env[b] = feeds[t]
+        for (_, b), v in zip(self.plan.inputs, values):
+            env[b] = v
         for b, node in self.plan.variables:
             env[b] = VarRef(state.variables, node.ref_op())
         return env
 
-    def _finish(self, env: list[Any], feeds: dict[Tensor, np.ndarray],
-                state: RunState) -> list[Any]:
+    def _finish(self, env: list[Any], feeds: list[Any], state: RunState) -> list[Any]:
         out = []
         shared = False
         for (node, _), b in zip(self.plan.program.outputs, self.plan.outputs):
@@ -327,9 +335,8 @@ class PlanExecutable:
         ns: dict[str, Any] = {"template": self._template, "VarRef": VarRef, "fperr": fperr,
                               "finish": self._finish}
         lines = ["def run(feeds, state):", "    env = template.copy()"]
-        for j, (t, b) in enumerate(plan.inputs):
-            ns[f"t{j}"] = t
-            lines.append(f"    env[{b}] = feeds[t{j}]")
+        for j, (_, b) in enumerate(plan.inputs):
+            lines.append(f"    env[{b}] = feeds[{j}]")
         if plan.variables:
             lines.append("    variables = state.variables")
         for j, (b, node) in enumerate(plan.variables):
@@ -360,13 +367,13 @@ def _root(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _detach(out: list[Any], const_roots: set[int], feeds: dict[Any, Any],
+def _detach(out: list[Any], const_roots: set[int], feeds: list[Any],
             state: RunState) -> None:
     """Copies results that share memory with what outlives the run: variable storage
     (updated later, maybe in place), the plan's constants, the caller's feed arrays."""
     keep = set(const_roots)
     keep.update(id(_root(a)) for a in state.variables.values() if type(a) is np.ndarray)
-    keep.update(id(_root(a)) for a in feeds.values() if type(a) is np.ndarray)
+    keep.update(id(_root(a)) for a in feeds if type(a) is np.ndarray)
     for k, v in enumerate(out):
         if type(v) is np.ndarray and v.ndim and id(_root(v)) in keep:
             out[k] = v.copy()

@@ -379,7 +379,7 @@ class _Call:
     """One compiled run signature: feed tensors in feed-key order, executable, fetches."""
 
     __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all",
-                 "single", "exclusive")
+                 "single", "exclusive", "order")
 
     def __init__(self, exe: Any, feed_tensors: list[Tensor], tensors: list[Tensor],
                  elements: list[Any], rebuild: Any, version: int, single: bool = False) -> None:
@@ -396,9 +396,16 @@ class _Call:
         self.copy_all = isinstance(exe, ReferenceExecutable)
         # One tensor fetched, not in a structure: its value is the result.
         self.single = single and self.slots[0] is not None and not self.copy_all
+        # Compiled plans take their inputs as a list: the position of each in the feeds
+        # (True: the same order), or None (the interpreter takes the feed dict).
+        self.order: Any = None
+        if not self.copy_all:
+            pos = {id(t): j for j, t in enumerate(feed_tensors)}
+            order = [pos[id(t)] for t in exe.input_tensors]
+            self.order = True if order == list(range(len(feed_tensors))) else order
 
     def __call__(self, session: Session, values: Any) -> Any:
-        feeds = {}
+        vals = []
         for (t, dt, dims), v in zip(self.checks, values):
             kind = type(v)
             if kind is np.ndarray:
@@ -411,22 +418,27 @@ class _Call:
                 v = np.asarray(v)  # a NumPy scalar of the right dtype
             else:
                 v = _convert_feed(t, t, v)
-            feeds[t] = v
-        if len(feeds) != len(self.checks):
+            vals.append(v)
+        if len(vals) != len(self.checks):
             raise ValueError("feed_dict changed size during the run")
         if session._closed:
             raise RuntimeError("Attempted to use a closed Session.")
+        order = self.order
+        if order is None:
+            run, arg = self.exe.run, dict(zip(self.feed_tensors, vals))
+        else:
+            run, arg = self.exe.run_inputs, (vals if order is True else [vals[j] for j in order])
         lock = session._run_lock
         if self.exclusive:
             lock.acquire_exclusive()
             try:
-                out = self.exe.run(feeds, session._state)
+                out = run(arg, session._state)
             finally:
                 lock.release_exclusive()
         else:
             lock.acquire_shared()
             try:
-                out = self.exe.run(feeds, session._state)
+                out = run(arg, session._state)
             finally:
                 lock.release_shared()
         if self.single:

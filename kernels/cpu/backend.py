@@ -459,10 +459,11 @@ class CpuExecutable(PlanExecutable):
         if self._warmup <= 0:
             self._lower()
         else:
-            self.run = self._warm_run  # until lowered; then the class's run, no check
+            # Until lowered; then the class's methods, with no check.
+            self.run = self._warm_run
+            self.run_inputs = self._warm_run_inputs
 
-    def _warm_run(self, feeds: dict[Any, np.ndarray], state: RunState,
-                  trace: list[Any] | None = None) -> list[Any]:
+    def _warm(self) -> None:
         # Reading runs may come from several threads at once: one of them lowers.
         with _LOWER_LOCK:
             if not self.lowered:
@@ -470,8 +471,19 @@ class CpuExecutable(PlanExecutable):
                     self._warmup -= 1
                 else:
                     self._lower()
-                    del self.run
+                    del self.run, self.run_inputs
+
+    def _warm_run(self, feeds: dict[Any, np.ndarray], state: RunState,
+                  trace: list[Any] | None = None) -> list[Any]:
+        self._warm()
+        values = [feeds[t] for t in self.input_tensors]
+        if trace is None:
+            return PlanExecutable.run_inputs(self, values, state)
         return PlanExecutable.run(self, feeds, state, trace)
+
+    def _warm_run_inputs(self, values: list[Any], state: RunState) -> list[Any]:
+        self._warm()
+        return PlanExecutable.run_inputs(self, values, state)
 
     def _lower(self) -> None:
         """Replaces each step's reference evaluation by its kernel, where one applies."""
