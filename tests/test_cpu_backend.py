@@ -510,3 +510,40 @@ def test_first_run_imports_no_numba():
     assert r.returncode == 0, r.stderr
     value, imported = r.stdout.split()
     assert np.isclose(float(value), 3 * np.tanh(1.0)) and imported == "False"
+
+
+def test_groups_with_shape_ops_fuse_their_elementwise_runs():
+    x = gf.placeholder(gf.float32, [None])
+    w = gf.placeholder(gf.float32, [None, 8])
+    v = gf.Variable(np.linspace(-1, 1, 8, dtype=np.float32))
+    z = gf.exp(gf.expand_dims(gf.tanh(x) * 2.0, 1) * w) + v
+    z2 = gf.reshape(gf.sigmoid(w) * 3.0, [-1]) - 1.0
+    z3 = gf.broadcast_to(gf.tanh(x)[:, None], gf.shape(w)) * w
+    rng = np.random.default_rng(5)
+    xs = rng.standard_normal(300).astype(np.float32)
+    ws = rng.standard_normal((300, 8)).astype(np.float32)
+    xs[:3] = [np.nan, np.inf, -np.inf]
+    with np.errstate(all="ignore"):
+        with gf.Session(backend="cpu") as s:
+            s.run(v.initializer)
+            got = s.run([z, z2, z3], {x: xs, w: ws})
+            exe = max(s._cache.values(), key=lambda e: len(e.plan.steps))
+        with gf.Session(backend="reference") as s:
+            s.run(v.initializer)
+            want = s.run([z, z2, z3], {x: xs, w: ws})
+    assert_match(got, want)
+    assert exe.split and all(sk.fused for sk in exe.split)
+    kinds = {type(p).__name__ for sk in exe.split for p in sk.parts}
+    assert kinds == {"FusedKernel", "NodeEval"}
+
+
+def test_split_groups_report_errors_of_their_shape_ops():
+    x = gf.placeholder(gf.float32, [None])
+    n = gf.placeholder(gf.int32, [])
+    z = gf.reshape(gf.tanh(x) * 2.0, gf.stack([n, -1])) + 1.0
+    with gf.Session(backend="cpu") as s:
+        np.testing.assert_allclose(s.run(z, {x: np.zeros(6, np.float32), n: 2}),
+                                   np.ones((2, 3), np.float32))
+        with pytest.raises(gf.errors.InvalidArgumentError, match="Reshape"):
+            s.run(z, {x: np.zeros(7, np.float32), n: 2})
+        assert any(e.split for e in s._cache.values() if hasattr(e, "split"))

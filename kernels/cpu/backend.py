@@ -37,7 +37,7 @@ from graphflow.runtime.reference import (
 if TYPE_CHECKING:
     from graphflow.kernels.cpu.reduce import ReductionKernel
 
-__all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel"]
+__all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel", "SplitKernel"]
 
 # Loops whose work (elements x codegen.body_weight) reaches this are split across threads
 # (the kernels release the GIL): below it, waking a worker (tens of microseconds here)
@@ -423,6 +423,106 @@ class AnchorKernel:
             env[b] = local[n_in + k]
 
 
+class SplitKernel:
+    """A fusion group with ops that have no scalar expression (reshapes, expand_dims,
+    broadcast_to, slices between elementwise ops): each run of consecutive ops that
+    have one runs as a :class:`FusedKernel`, the others are evaluated one by one.
+
+    Values live in a local list for the run: the group's inputs first, then every
+    value its ops make.
+
+    Attributes:
+      parts: per part, a :class:`FusedKernel` or the :class:`NodeEval` of one op.
+    """
+
+    def __init__(self, step: KernelStep, fallback: _CompiledKernel, fast_math: bool,
+                 min_size: int | None) -> None:
+        self.step = step
+        # Inputs all under min_size elements: the reference's straight-line evaluation,
+        # which is what the parts would do anyway, without their bookkeeping.
+        self.fallback = fallback
+        self.min_size = JIT_MIN_SIZE if min_size is None else min_size
+        slot: dict[tuple[int, int], int] = {}
+        for j, v in enumerate(step.inputs):
+            slot[(v[0].id, v[1])] = j
+        for n in step.nodes:
+            for i in range(n.num_outputs):
+                slot[(n.id, i)] = len(slot)
+        self.size = len(slot)
+        self.in_buffers = list(step.in_buffers)
+        self.stores = [(slot[(v[0].id, v[1])], b) for v, b in zip(step.outputs, step.out_buffers)]
+        # Values read after the node that makes them by a later part, or stored.
+        needed = {(v[0].id, v[1]) for v in step.outputs}
+        segments: list[list[Node]] = []
+        for n in step.nodes:
+            fusable = codegen.node_expression(n, ["x"] * len(n.inputs)) is not None
+            if fusable and segments and segments[-1][0] is not None:
+                segments[-1].append(n)
+            else:
+                segments.append([n] if fusable else [None, n])
+        self.parts: list[Any] = []
+        self._calls: list[Any] = []
+        for k, seg in enumerate(segments):
+            later = {(p.id, i) for s in segments[k + 1:] for n in s if n is not None
+                     for p, i in n.inputs} | needed
+            if seg[0] is None:  # an op without a scalar expression
+                node = seg[1]
+                ev = NodeEval(node)
+                srcs = [slot[(p.id, i)] for p, i in node.inputs]
+                outs = [slot[(node.id, i)] for i in range(node.num_outputs)]
+                self.parts.append(ev)
+                self._calls.append(_node_call(ev, srcs, outs))
+                continue
+            members = {n.id for n in seg}
+            ins: list[Value] = []
+            for n in seg:
+                for v in n.inputs:
+                    if v[0].id not in members and all(v[0] is not u[0] or v[1] != u[1]
+                                                      for u in ins):
+                        ins.append(v)
+            outs_v = [(n, 0) for n in seg if (n.id, 0) in later]
+            sub = _SubStep(seg, ins, outs_v)
+            sub.in_buffers = [slot[(v[0].id, v[1])] for v in ins]
+            sub.out_buffers = [slot[(v[0].id, v[1])] for v in outs_v]
+            body = lower_step(sub)  # type: ignore[arg-type]
+            ref = _CompiledKernel(sub)  # type: ignore[arg-type]
+            kernel = FusedKernel(sub, body, ref, fast_math, min_size) if body else ref
+            self.parts.append(kernel)
+            self._calls.append(kernel.run)
+
+    @property
+    def fused(self) -> list[FusedKernel]:
+        return [p for p in self.parts if isinstance(p, FusedKernel)]
+
+    def run(self, env: list[Any], state: RunState) -> None:
+        for b in self.in_buffers:
+            a = env[b]
+            if type(a) is not np.ndarray or a.size >= self.min_size:
+                break
+        else:
+            return self.fallback.run(env, state)
+        local: list[Any] = [None] * self.size
+        for j, b in enumerate(self.in_buffers):
+            local[j] = env[b]
+        for call in self._calls:
+            call(local, state)
+        for j, b in self.stores:
+            env[b] = local[j]
+
+
+def _node_call(ev: NodeEval, srcs: list[int], outs: list[int]) -> Any:
+    def call(local: list[Any], state: RunState) -> None:
+        results = ev([local[j] for j in srcs], state)
+        for j, v in zip(outs, results):
+            local[j] = v
+    return call
+
+
+def _fusable_count(step: KernelStep) -> int:
+    return sum(codegen.node_expression(n, ["x"] * len(n.inputs)) is not None
+               for n in step.nodes)
+
+
 class CpuExecutable(PlanExecutable):
     """Runs a Plan with generated Numba kernels for elementwise groups (reference otherwise).
 
@@ -454,6 +554,7 @@ class CpuExecutable(PlanExecutable):
         self.updates: list[ApplyKernel] = []
         self.anchored: list[AnchorKernel] = []
         self.reduced: list[ReductionKernel] = []
+        self.split: list[SplitKernel] = []
         self.lowered = False
         self._warmup = JIT_WARMUP if warmup is None else warmup
         if self._warmup <= 0:
@@ -522,6 +623,10 @@ class CpuExecutable(PlanExecutable):
                     self.reduced.append(rk)
                     if rk.fresh:
                         fresh.add(k)
+            if self._kernels[k] is ref and len(step.nodes) > 1 and _fusable_count(step):
+                sk = SplitKernel(step, ref, fast_math, min_size)
+                self._kernels[k] = sk
+                self.split.append(sk)
         self.lowered = True
         self._runner = None  # rebuilt over the new kernels
 
