@@ -338,6 +338,17 @@ class ApplyKernel:
             env[b] = values[0]
 
 
+def _external_inputs(nodes: list[Node]) -> list[Value]:
+    """The values ``nodes`` read that none of them makes, each once, in first-use order."""
+    members = {n.id for n in nodes}
+    ins: list[Value] = []
+    for n in nodes:
+        for v in n.inputs:
+            if v[0].id not in members and all(v[0] is not u[0] or v[1] != u[1] for u in ins):
+                ins.append(v)
+    return ins
+
+
 class _SubStep:
     """The elementwise epilogue of a step as a step of its own over a local buffer list:
     inputs first, then outputs (what :class:`FusedKernel` and the reference run)."""
@@ -378,12 +389,7 @@ class AnchorKernel:
         self.epilogue = None
         if epilogue:
             members = {n.id for n in epilogue}
-            ins: list[Value] = []
-            for n in epilogue:
-                for v in n.inputs:
-                    if v[0].id not in members and all(v[0] is not u[0] or v[1] != u[1]
-                                                      for u in ins):
-                        ins.append(v)
+            ins = _external_inputs(epilogue)
             outs = [v for v in step.outputs if v[0].id in members]
             sub = _SubStep(epilogue, ins, outs)
             body = lower_step(sub)  # type: ignore[arg-type]
@@ -473,13 +479,7 @@ class SplitKernel:
                 self.parts.append(ev)
                 self._calls.append(_node_call(ev, srcs, outs))
                 continue
-            members = {n.id for n in seg}
-            ins: list[Value] = []
-            for n in seg:
-                for v in n.inputs:
-                    if v[0].id not in members and all(v[0] is not u[0] or v[1] != u[1]
-                                                      for u in ins):
-                        ins.append(v)
+            ins = _external_inputs(seg)
             outs_v = [(n, 0) for n in seg if (n.id, 0) in later]
             sub = _SubStep(seg, ins, outs_v)
             sub.in_buffers = [slot[(v[0].id, v[1])] for v in ins]
