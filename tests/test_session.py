@@ -187,6 +187,30 @@ def test_runtime_error_names_op_and_line():
     assert "FloorDiv" in text and "test_session.py" in text and "gf.floordiv(x, x)" in text
 
 
+@pytest.mark.parametrize("backend", ["cpu", "interpreter"])
+def test_repeated_runs_check_feeds_and_closing(backend):
+    # The second and later runs of a signature take the generated fast path.
+    x = gf.placeholder(gf.float32, [None, 2])
+    y = gf.placeholder(gf.float64, [])
+    z = gf.reduce_sum(x) * gf.cast(y, gf.float32)
+    s = gf.Session(backend=backend)
+    f = s.make_callable(z, [x, y])
+    for _ in range(2):
+        assert s.run(z, {x: np.ones((3, 2), np.float32), y: 2.0}) == 12.0
+        assert s.run(z, {y: np.float64(1.0), x: [[1, 2]]}) == 3.0  # other key order
+        assert f(np.ones((1, 2), np.float32), np.float64(3)) == 6.0
+        with pytest.raises(ValueError, match="shape"):
+            s.run(z, {x: np.ones((3, 3), np.float32), y: 2.0})
+        with pytest.raises(TypeError):
+            s.run(z, {x: np.ones((3, 2), np.float32), y: "a"})
+        assert s.run(z, {x: np.ones((2, 2), np.float64), y: np.float32(1)}) == 4.0  # cast
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.run(z, {x: np.ones((3, 2), np.float32), y: 2.0})
+    with pytest.raises(RuntimeError, match="closed"):
+        f(np.ones((1, 2), np.float32), 3.0)
+
+
 def test_closed_session_and_context_defaults():
     c = gf.constant(2.0)
     s = gf.Session()

@@ -51,8 +51,12 @@ class SharedLock:
         """Releases one shared hold."""
         self._readers.pop()
         if self._writing:
-            with self._cond:
-                self._cond.notify_all()
+            self.wake_writer()
+
+    def wake_writer(self) -> None:
+        """Wakes a writer waiting for readers to leave (after a reader left)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def acquire_exclusive(self) -> None:
         """Blocks until no reader or other writer holds the lock, then holds it alone."""

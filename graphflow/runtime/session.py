@@ -204,7 +204,7 @@ class Session:
                 call = None
             if (call is not None and call.version == self._graph.version
                     and type(feed_dict) in _FAST_FEED_TYPES):
-                return call(self, feed_dict.values() if feed_dict else ())
+                return call.fn(self, feed_dict.values() if feed_dict else ())
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         elements, rebuild = flatten_fetches(self._graph, fetches)
@@ -290,7 +290,7 @@ class Session:
                 raise ValueError(f"Expected {n} feed values, got {len(args)}")
             if kw.get("options") is None and kw.get("run_metadata") is None:
                 if compiled and compiled[0].version == self._graph.version:
-                    return compiled[0](self, args)
+                    return compiled[0].fn(self, args)
                 result = self.run(fetches, dict(zip(feed_list, args)))
                 c = self._fast_call(fetches, dict.fromkeys(feed_list))
                 if c is not None:
@@ -379,7 +379,7 @@ class _Call:
     """One compiled run signature: feed tensors in feed-key order, executable, fetches."""
 
     __slots__ = ("exe", "feed_tensors", "checks", "slots", "rebuild", "version", "copy_all",
-                 "single", "exclusive", "order")
+                 "single", "exclusive", "order", "fn")
 
     def __init__(self, exe: Any, feed_tensors: list[Tensor], tensors: list[Tensor],
                  elements: list[Any], rebuild: Any, version: int, single: bool = False) -> None:
@@ -403,50 +403,65 @@ class _Call:
             pos = {id(t): j for j, t in enumerate(feed_tensors)}
             order = [pos[id(t)] for t in exe.input_tensors]
             self.order = True if order == list(range(len(feed_tensors))) else order
+        self.fn = self._make_fn()
 
     def __call__(self, session: Session, values: Any) -> Any:
-        vals = []
-        for (t, dt, dims), v in zip(self.checks, values):
-            kind = type(v)
-            if kind is np.ndarray:
-                if ((v.dtype is not dt and v.dtype != dt)
-                        or (dims is not None and v.shape != dims and not _fits(v.shape, dims))):
-                    v = _convert_feed(t, t, v)
-            elif kind is float and dt.kind == "f" and not dims:
-                v = np.array(v, dt)  # a Python float for a float scalar: nothing to check
-            elif isinstance(v, np.generic) and (v.dtype is dt or v.dtype == dt) and not dims:
-                v = np.asarray(v)  # a NumPy scalar of the right dtype
-            else:
-                v = _convert_feed(t, t, v)
-            vals.append(v)
-        if len(vals) != len(self.checks):
-            raise ValueError("feed_dict changed size during the run")
-        if session._closed:
-            raise RuntimeError("Attempted to use a closed Session.")
-        order = self.order
-        if order is None:
-            run, arg = self.exe.run, dict(zip(self.feed_tensors, vals))
+        return self.fn(session, values)
+
+    def _make_fn(self) -> Any:
+        """``fn(session, feed values in feed-key order)``: this signature's whole run as
+        one generated function (feed checks unrolled, the lock's fast path inline, the
+        plan's inputs passed in its order), the Session's fast path for repeated runs."""
+        ns: dict[str, Any] = {"ndarray": np.ndarray, "generic": np.generic,
+                              "asarray": np.asarray, "array": np.array, "fits": _fits,
+                              "convert": _convert_feed, "exe": self.exe, "call": self}
+        n = len(self.checks)
+        names = [f"v{j}" for j in range(n)]
+        lines = ["def fn(session, values):"]
+        if n:
+            lines += ["    try:", f"        {', '.join(names)}, = values", "    except ValueError:",
+                      "        raise ValueError('feed_dict changed size during the run') "
+                      "from None"]
+        for j, (t, dt, dims) in enumerate(self.checks):
+            ns[f"t{j}"], ns[f"dt{j}"], ns[f"dims{j}"] = t, dt, dims
+            v = f"v{j}"
+            bad_shape = ("" if dims is None else
+                         f" or ({v}.shape != dims{j} and not fits({v}.shape, dims{j}))")
+            lines += [f"    k = type({v})", "    if k is ndarray:",
+                      f"        if ({v}.dtype is not dt{j} and {v}.dtype != dt{j}){bad_shape}:",
+                      f"            {v} = convert(t{j}, t{j}, {v})"]
+            if dt.kind == "f" and not dims:  # a Python float for a float scalar
+                lines += ["    elif k is float:", f"        {v} = array({v}, dt{j})"]
+            if not dims:  # a NumPy scalar of the right dtype
+                lines += [f"    elif isinstance({v}, generic) and ({v}.dtype is dt{j} "
+                          f"or {v}.dtype == dt{j}):", f"        {v} = asarray({v})"]
+            lines += ["    else:", f"        {v} = convert(t{j}, t{j}, {v})"]
+        lines += ["    if session._closed:",
+                  "        raise RuntimeError('Attempted to use a closed Session.')"]
+        if self.order is None:
+            ns["tensors"] = self.feed_tensors
+            run = f"exe.run(dict(zip(tensors, [{', '.join(names)}])), session._state)"
         else:
-            run, arg = self.exe.run_inputs, (vals if order is True else [vals[j] for j in order])
-        lock = session._run_lock
+            order = range(n) if self.order is True else self.order
+            run = f"exe.run_inputs([{''.join(f'v{j}, ' for j in order)}], session._state)"
+        lines.append("    lock = session._run_lock")
         if self.exclusive:
-            lock.acquire_exclusive()
-            try:
-                out = run(arg, session._state)
-            finally:
-                lock.release_exclusive()
+            lines += ["    lock.acquire_exclusive()", "    try:", f"        out = {run}",
+                      "    finally:", "        lock.release_exclusive()"]
         else:
-            lock.acquire_shared()
-            try:
-                out = run(arg, session._state)
-            finally:
-                lock.release_shared()
+            # SharedLock.acquire_shared/release_shared, their lock-free paths inline.
+            lines += ["    readers = lock._readers", "    readers.append(None)",
+                      "    if lock._writing:", "        readers.pop()",
+                      "        lock.acquire_shared()", "    try:", f"        out = {run}",
+                      "    finally:", "        readers.pop()", "        if lock._writing:",
+                      "            lock.wake_writer()"]
         if self.single:
-            v = out[self.slots[0]]
-            if type(v) is not np.ndarray:
-                v = np.asarray(v)
-            return v[()] if v.ndim == 0 else v
-        return self.results(out)
+            lines += [f"    v = out[{self.slots[0]}]", "    if type(v) is not ndarray:",
+                      "        v = asarray(v)", "    return v[()] if v.ndim == 0 else v"]
+        else:
+            lines.append("    return call.results(out)")
+        exec(compile("\n".join(lines), "<graphflow run>", "exec"), ns)
+        return ns["fn"]
 
     def results(self, values: list[Any]) -> Any:
         flat = []
