@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,34 @@ def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
     futures = [threads.executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     first = fn(bounds[0], bounds[1])  # the calling thread takes a piece too
     return [first] + [f.result() for f in futures]
+
+
+def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``np.zeros`` as malloc + memset: for megabytes, np.zeros takes fresh pages from
+    calloc, which page-fault when first written, on every run."""
+    a = np.empty(shape, dtype)
+    a.fill(0)
+    return a
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int, dtype: Any) -> np.ndarray:
+    """A 1-D work array of ``size`` elements, reused by this thread's later calls.
+
+    The im2col/col2im buffers are megabytes; a fresh one per call came as new pages
+    from the OS and page-faulted on every run (about 2,600 faults per cnn step).
+    Only for scratch that never leaves the kernel: results are always fresh arrays.
+    """
+    pool = getattr(_SCRATCH, "arrays", None)
+    if pool is None:
+        pool = _SCRATCH.arrays = {}
+    dtype = np.dtype(dtype)
+    a = pool.get(dtype)
+    if a is None or a.size < size:
+        a = pool[dtype] = np.empty(size, dtype)
+    return a[:size]
 
 
 # --- fallback and attribute parsing -------------------------------------------------------
@@ -357,7 +386,7 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = x.shape
     kh, kw, _, oc = f.shape
     m, kdim = n * oh * ow, kh * kw * c
-    out = np.zeros((n, oh, ow, oc), x.dtype)
+    out = _zeros((n, oh, ow, oc), x.dtype)
     if m == 0 or oc == 0 or kdim == 0:
         return [out]
     x = np.ascontiguousarray(x)
@@ -370,7 +399,7 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
     few = c <= _FEW_CHANNELS
 
     def piece(r0: int, r1: int) -> None:
-        buf = np.empty(min(rows, r1 - r0) * kdim, x.dtype)
+        buf = _scratch(min(rows, r1 - r0) * kdim, x.dtype)
         for a in range(r0, r1, rows):
             b = min(a + rows, r1)
             if few:
@@ -408,7 +437,7 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
     kh, kw, _, oc = f.shape
     if dy.shape != (n, oh, ow, oc):
         return _reference(node, args)
-    dx = np.zeros(shape, dy.dtype)
+    dx = _zeros(shape, dy.dtype)
     m, kdim = n * oh * ow, kh * kw * c
     if m == 0 or kdim == 0 or oc == 0:
         return [dx]
@@ -423,7 +452,7 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
     def piece(n0: int, n1: int) -> None:
         # Whole images per thread: windows of one image overlap, images never do.
         r0, r1 = n0 * per_image, n1 * per_image
-        dcols = np.empty((min(rows, r1 - r0), kdim), dy.dtype)
+        dcols = _scratch(min(rows, r1 - r0) * kdim, dy.dtype).reshape(-1, kdim)
         for a in range(r0, r1, rows):
             b = min(a + rows, r1)
             np.dot(dy2[a:b], fmt, out=dcols[:b - a])
@@ -467,7 +496,7 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
     few = c <= _FEW_CHANNELS
 
     def piece(r0: int, r1: int) -> np.ndarray:
-        buf = np.empty(min(rows, r1 - r0) * kdim, x.dtype)
+        buf = _scratch(min(rows, r1 - r0) * kdim, x.dtype)
         acc = np.zeros((kdim, oc), x.dtype)
         for a in range(r0, r1, rows):
             b = min(a + rows, r1)
@@ -617,7 +646,7 @@ def _pool_forward(node: Any, args: list, is_max: bool) -> list[np.ndarray]:
         return _reference(node, args)
     kh, kw, sh, sw, oh, pt, ow, pl = geo
     n, _, _, c = x.shape
-    out = np.zeros((n, oh, ow, c), x.dtype)
+    out = _zeros((n, oh, ow, c), x.dtype)
     if out.size == 0:
         return [out]
     x = np.ascontiguousarray(x)
@@ -672,7 +701,7 @@ def max_pool_grad(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = x.shape
     if g.shape != (n, oh, ow, c):
         return _reference(node, args)
-    dx = np.zeros(x.shape, g.dtype)
+    dx = _zeros(x.shape, g.dtype)
     if g.size == 0:
         return [dx]
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
@@ -702,7 +731,7 @@ def avg_pool_grad(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = shape
     if g.shape != (n, oh, ow, c):
         return _reference(node, args)
-    dx = np.zeros(shape, g.dtype)
+    dx = _zeros(shape, g.dtype)
     if g.size == 0:
         return [dx]
     g = np.ascontiguousarray(g)
