@@ -1,14 +1,18 @@
-"""The CPU backend: a Plan whose elementwise fusion groups run as generated Numba loops.
+"""The CPU backend: a Plan whose steps run as generated Numba loops and library kernels.
 
-:class:`CpuExecutable` is the reference :class:`PlanExecutable` with each
-qualifying :class:`KernelStep` (see :mod:`.codegen`) replaced by a
-:class:`FusedKernel`; every other step (library ops, reductions, unsupported
-dtypes or expressions) keeps the reference evaluation of its ops. A fused
-kernel that meets a run-time case it does not handle (inputs whose shapes do not
-broadcast, an output smaller than the loop) runs the reference evaluation for
-that call, which also produces the reference's error messages.
+:class:`CpuExecutable` is the reference :class:`PlanExecutable` with its steps
+replaced, where one applies, by: a :class:`FusedKernel` (an elementwise group as
+one generated loop, see :mod:`.codegen`), an :class:`AnchorKernel` (a library op
+or a reference-evaluated op such as MatMul, then its elementwise epilogue as one
+loop), an :class:`ApplyKernel` (an optimizer or scatter update in place), a
+reduction kernel (:mod:`.reduce`), or a :class:`SplitKernel` (a group mixing
+elementwise and shape ops: its elementwise runs fused). Other steps keep the
+reference evaluation. A kernel that meets a run-time case it does not handle
+(inputs whose shapes do not broadcast, an output smaller than the loop) runs
+the reference evaluation for that call, which also produces the reference's
+error messages. The first ``JIT_WARMUP`` runs of a plan use the reference
+evaluation throughout; the kernels are built on the run after.
 """
-
 from __future__ import annotations
 
 import math
