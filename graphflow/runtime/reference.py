@@ -100,7 +100,7 @@ def run_op(op: Operation, values: dict[Tensor, Any], state: RunState) -> None:
         raise type(e)(None, op, f"{op.type} op '{op.name}': {e.message}") from None
     except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError) as e:
         raise errors.InvalidArgumentError(
-            None, op, f"{op.type} op '{op.name}' failed: {e}") from None
+            None, op, f"{op.type} op '{op.name}' failed: {_reason(e, args)}") from None
     outs = op._outputs
     if len(outs) == 1:
         result = [result]
@@ -116,6 +116,14 @@ def run_op(op: Operation, values: dict[Tensor, Any], state: RunState) -> None:
                     None, op, f"{op.type} op '{op.name}' produced shape {v.shape} for "
                               f"{t.name}, whose static shape is {t.shape}")
         values[t] = v
+
+
+def _reason(e: Exception, args: list[Any]) -> str:
+    """The message for an op's failure; NumPy's broadcast error in TF1's words."""
+    if isinstance(e, ValueError) and "could not be broadcast" in str(e):
+        return "Incompatible shapes: " + " vs. ".join(str(list(np.shape(a))) for a in args
+                                                      if not isinstance(a, VarRef))
+    return str(e)
 
 
 # --- compiled plans ---------------------------------------------------------------------
@@ -189,7 +197,7 @@ class NodeEval:
         except (ValueError, TypeError, IndexError, ArithmeticError, MemoryError) as e:
             user = _user_op(self.node)
             raise errors.InvalidArgumentError(
-                None, user, f"{user.type} op '{user.name}' failed: {e}") from None
+                None, user, f"{user.type} op '{user.name}' failed: {_reason(e, args)}") from None
         if not self.outs:
             return []
         results = [result] if self.single else list(result)
