@@ -47,6 +47,25 @@ class Case:
     close: Callable[[], None] = lambda: None
 
 
+Builder = Callable[[str], Case]
+
+
+def builders(graphflow: Callable[[str, str], Case], numpy: Builder, tensorflow: Builder,
+             jax: Builder, pytensor: Builder, **extra: Builder) -> dict[str, Builder]:
+    """A workload's ``BUILDERS``: framework name -> ``builder(size) -> Case``.
+
+    Args:
+      graphflow: ``builder(size, framework)`` for both graphflow columns
+        (``graphflow-cpu`` and ``graphflow-ref``).
+      numpy, tensorflow, jax, pytensor: one builder each.
+      **extra: further columns (ew's ``copy``).
+    """
+    out: dict[str, Builder] = {
+        fw: (lambda size, fw=fw: graphflow(size, fw)) for fw in ("graphflow-cpu", "graphflow-ref")}
+    out.update(numpy=numpy, tensorflow=tensorflow, jax=jax, pytensor=pytensor, **extra)
+    return out
+
+
 def time_per_call(fn: Callable[[], Any], repeat: int, min_sample_s: float = 0.02) -> dict:
     """Median seconds per call of ``fn`` over ``repeat`` samples (after the caller's warm-up).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from common import Case
+from common import Case, builders
 from frameworks import GF_BACKEND, graphflow_session, import_jax, import_pytensor, import_tf
 
 N = {"full": 10_000_000, "quick": 100_000}
@@ -97,15 +97,9 @@ def build_pytensor(size: str) -> Case:
     return Case(step=lambda: f(xs, ys))
 
 
-BUILDERS = {
-    "graphflow-cpu": lambda size: _build_graphflow(size, "graphflow-cpu"),
-    "graphflow-ref": lambda size: _build_graphflow(size, "graphflow-ref"),
-    "numpy": build_numpy,
-    "tensorflow": build_tensorflow,
-    "jax": build_jax,
-    "pytensor": build_pytensor,
-    "copy": build_copy,  # the memory floor, shown as its own row
-}
+# copy: the memory floor, shown as its own row.
+BUILDERS = builders(_build_graphflow, build_numpy, build_tensorflow, build_jax, build_pytensor,
+                    copy=build_copy)
 
 
 def check(size: str, out: Any) -> dict:

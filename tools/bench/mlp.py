@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from common import Case, adam_numpy, glorot, softmax_xent_numpy
+from common import Case, adam_numpy, builders, glorot, softmax_xent_numpy
 from frameworks import GF_BACKEND, graphflow_session, import_jax, import_pytensor, import_tf
 
 # (batch, input, hidden, classes)
@@ -187,11 +187,4 @@ def build_numpy(size: str) -> Case:
     return Case(step=step)
 
 
-BUILDERS = {
-    "graphflow-cpu": lambda size: _build_graphflow(size, "graphflow-cpu"),
-    "graphflow-ref": lambda size: _build_graphflow(size, "graphflow-ref"),
-    "numpy": build_numpy,
-    "tensorflow": build_tensorflow,
-    "jax": build_jax,
-    "pytensor": build_pytensor,
-}
+BUILDERS = builders(_build_graphflow, build_numpy, build_tensorflow, build_jax, build_pytensor)

@@ -11,7 +11,7 @@ plain expression on a ``np.float32``.
 from __future__ import annotations
 
 import numpy as np
-from common import Case
+from common import Case, builders
 from frameworks import GF_BACKEND, graphflow_session, import_jax, import_pytensor, import_tf
 
 VALUE = np.float32(3.0)
@@ -65,14 +65,7 @@ def build_numpy(size: str) -> Case:
     return Case(step=lambda: VALUE * 2 + 1)
 
 
-BUILDERS = {
-    "graphflow-cpu": lambda size: _build_graphflow(size, "graphflow-cpu"),
-    "graphflow-ref": lambda size: _build_graphflow(size, "graphflow-ref"),
-    "numpy": build_numpy,
-    "tensorflow": build_tensorflow,
-    "jax": build_jax,
-    "pytensor": build_pytensor,
-}
+BUILDERS = builders(_build_graphflow, build_numpy, build_tensorflow, build_jax, build_pytensor)
 
 
 def check(size: str, out: object) -> dict:
