@@ -359,16 +359,21 @@ def _run_private(refs: list[np.ndarray], grad: np.ndarray,
     return result
 
 
-def _dense_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
-                  ) -> Callable[[list], None]:
-    kernel, flag_attrs = DENSE_OPS[op_type]
+def _signature(table: dict, op_type: str, dtype: np.dtype, attrs: dict[str, Any]) -> tuple:
+    """``(kernel, input names, ref count, gradient position, 1 in dtype, bool attrs)``
+    of an update op, from its kernel table and registration."""
+    kernel, flag_attrs = table[op_type]
     op_def = lookup(op_type)
     names = tuple(op_def.inputs)
-    n_refs = len(op_def.ref_inputs)
-    grad_pos = names.index(op_def.grad_input)
-    shaped = [i < n_refs or i == grad_pos for i in range(len(names))]  # else a scalar
-    one = dtype.type(1)
     flags = tuple(bool(attrs.get(a, default)) for a, default in flag_attrs)
+    return (kernel, names, len(op_def.ref_inputs), names.index(op_def.grad_input),
+            dtype.type(1), flags)
+
+
+def _dense_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
+                  ) -> Callable[[list], None]:
+    kernel, names, n_refs, grad_pos, one, flags = _signature(DENSE_OPS, op_type, dtype, attrs)
+    shaped = [i < n_refs or i == grad_pos for i in range(len(names))]  # else a scalar
 
     def call(refs: list[np.ndarray], grad: np.ndarray, scalars: list[Any]) -> bool:
         return kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), one, *scalars, *flags)
@@ -417,15 +422,9 @@ def _row_size(shape: tuple[int, ...]) -> int:
 
 def _sparse_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
                    ) -> Callable[[list], None]:
-    kernel, flag_attrs = SPARSE_OPS[op_type]
-    op_def = lookup(op_type)
-    names = tuple(op_def.inputs)
-    n_refs = len(op_def.ref_inputs)
-    grad_pos = names.index(op_def.grad_input)
+    kernel, names, n_refs, grad_pos, one, flags = _signature(SPARSE_OPS, op_type, dtype, attrs)
     idx_pos = names.index("indices")
     hyper = [(i, names[i]) for i in range(n_refs, len(names)) if i not in (grad_pos, idx_pos)]
-    one = dtype.type(1)
-    flags = tuple(bool(attrs.get(a, default)) for a, default in flag_attrs)
 
     def update(values: list) -> None:
         _check_count(op_type, names, values)
