@@ -230,6 +230,10 @@ def test_optimizers_by_name_keras_object_or_gf_train(optimizer):
     (lambda t, p: gf.reduce_mean(gf.abs(t - p), axis=-1), lambda y: np.eye(3)[y], "linear"),
 ])
 def test_losses_train(loss, y_fn, out):
+    # Seeded weights and shuffling: unseeded, about 1 run in 30 stopped just under the
+    # accuracy bar (0.6999 with the mean-abs loss) and failed the suite at random.
+    gf.set_random_seed(1)
+    np.random.seed(1)
     x, y = _blobs()
     units, act = (1, "sigmoid") if out == "sigmoid1" else (3, out)
     model = keras.Sequential([L.Dense(8, activation="relu", input_shape=(4,)),

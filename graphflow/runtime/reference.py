@@ -29,7 +29,7 @@ from graphflow.ops.state_ops import VarRef
 from graphflow.runtime import fperr
 
 __all__ = ["NodeEval", "PlanExecutable", "ReferenceExecutable", "RunState", "eval_node",
-           "execution_order", "run_op"]
+           "execution_order", "fits_shape", "run_op"]
 
 
 class RunState:
@@ -209,7 +209,7 @@ class NodeEval:
                 v = np.asarray(v)
             if v.dtype is not dt and v.dtype != dt:
                 v = v.astype(dt)
-            if dims is not None and v.shape != dims and not _fits(v.shape, dims):
+            if dims is not None and v.shape != dims and not fits_shape(v.shape, dims):
                 user = _user_op(self.node)
                 raise errors.InternalError(
                     None, user, f"{user.type} op '{user.name}' produced shape {v.shape} for "
@@ -218,8 +218,11 @@ class NodeEval:
         return results
 
 
-def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...]) -> bool:
-    """Whether a concrete shape matches static dims (None: any size)."""
+def fits_shape(shape: tuple[int, ...], dims: tuple[int | None, ...] | None) -> bool:
+    """Whether a concrete shape matches static dims (a None dim: any size; None: any
+    shape)."""
+    if dims is None or shape == dims:
+        return True
     return len(shape) == len(dims) and all(d is None or d == n for d, n in zip(dims, shape))
 
 

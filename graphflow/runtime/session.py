@@ -15,7 +15,12 @@ from graphflow.framework.graph import Graph, Tensor, get_default_graph
 from graphflow.ops.constant_op import to_numpy
 from graphflow.runtime.fetches import flatten_fetches, split_targets
 from graphflow.runtime.locks import SharedLock
-from graphflow.runtime.reference import PlanExecutable, ReferenceExecutable, RunState
+from graphflow.runtime.reference import (
+    PlanExecutable,
+    ReferenceExecutable,
+    RunState,
+    fits_shape,
+)
 
 # "reference": compile to a Plan, evaluate it with NumPy. "interpreter": evaluate the
 # graph op by op with no compiler in between (the oracle compiled plans are tested against).
@@ -413,7 +418,7 @@ class _Call:
         one generated function (feed checks unrolled, the lock's fast path inline, the
         plan's inputs passed in its order), the Session's fast path for repeated runs."""
         ns: dict[str, Any] = {"ndarray": np.ndarray, "generic": np.generic,
-                              "asarray": np.asarray, "array": np.array, "fits": _fits,
+                              "asarray": np.asarray, "array": np.array, "fits": fits_shape,
                               "convert": _convert_feed, "exe": self.exe, "call": self}
         n = len(self.checks)
         names = [f"v{j}" for j in range(n)]
@@ -476,17 +481,6 @@ class _Call:
                 v = np.asarray(v)
             flat.append(v[()] if v.ndim == 0 else v)
         return self.rebuild(flat)
-
-
-def _fits(shape: tuple[int, ...], dims: tuple[int | None, ...] | None) -> bool:
-    if dims is None or shape == dims:
-        return True
-    if len(shape) != len(dims):
-        return False
-    for s, d in zip(shape, dims):
-        if d is not None and s != d:
-            return False
-    return True
 
 
 def _tracing(options: Any, run_metadata: Any) -> bool:
