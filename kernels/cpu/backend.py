@@ -465,7 +465,7 @@ class SplitKernel:
         needed = {(v[0].id, v[1]) for v in step.outputs}
         segments: list[list[Node]] = []
         for n in step.nodes:
-            fusable = codegen.node_expression(n, ["x"] * len(n.inputs)) is not None
+            fusable = _fusable(n)
             if fusable and segments and segments[-1][0] is not None:
                 segments[-1].append(n)
             else:
@@ -522,9 +522,13 @@ def _node_call(ev: NodeEval, srcs: list[int], outs: list[int]) -> Any:
     return call
 
 
+def _fusable(node: Node) -> bool:
+    """Whether ``node`` has a scalar expression a generated loop can evaluate."""
+    return codegen.node_expression(node, ["x"] * len(node.inputs)) is not None
+
+
 def _fusable_count(step: KernelStep) -> int:
-    return sum(codegen.node_expression(n, ["x"] * len(n.inputs)) is not None
-               for n in step.nodes)
+    return sum(_fusable(n) for n in step.nodes)
 
 
 class CpuExecutable(PlanExecutable):

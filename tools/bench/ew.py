@@ -46,30 +46,29 @@ def build_copy(size: str) -> Case:
     return Case(step=copy, note="copy x,y into a preallocated 2N buffer")
 
 
-def _build_graphflow(size: str, framework: str) -> Case:
-    import graphflow as gf
-
-    xs, ys = inputs(size)
-    g = gf.Graph()
-    with g.as_default():
-        x = gf.placeholder(gf.float32, [None], name="x")
-        y = gf.placeholder(gf.float32, [None], name="y")
-        z = gf.tanh(x * 0.5 + y) * gf.sigmoid(x) + x * x - y / (1 + gf.abs(x))
-    sess = graphflow_session(g, GF_BACKEND[framework])
-    feeds = {x: xs, y: ys}
-    return Case(step=lambda: sess.run(z, feeds), close=sess.close)
-
-
-def build_tensorflow(size: str) -> Case:
-    tf = import_tf()
-    xs, ys = inputs(size)
+def _tf_like(tf: Any, size: str) -> tuple:
+    """The TF1 program, for TensorFlow or graphflow (the same code, another import)."""
     g = tf.Graph()
     with g.as_default():
         x = tf.placeholder(tf.float32, [None], name="x")
         y = tf.placeholder(tf.float32, [None], name="y")
         z = tf.tanh(x * 0.5 + y) * tf.sigmoid(x) + x * x - y / (1 + tf.abs(x))
+    xs, ys = inputs(size)
+    return g, z, {x: xs, y: ys}
+
+
+def _build_graphflow(size: str, framework: str) -> Case:
+    import graphflow as gf
+
+    g, z, feeds = _tf_like(gf, size)
+    sess = graphflow_session(g, GF_BACKEND[framework])
+    return Case(step=lambda: sess.run(z, feeds), close=sess.close)
+
+
+def build_tensorflow(size: str) -> Case:
+    tf = import_tf()
+    g, z, feeds = _tf_like(tf, size)
     sess = tf.Session(graph=g)
-    feeds = {x: xs, y: ys}
     return Case(step=lambda: sess.run(z, feeds), close=sess.close)
 
 
