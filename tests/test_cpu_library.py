@@ -304,6 +304,8 @@ def test_pool_random(op, dtype, n, h, w, c, kh, kw, sh, sw, padding, ties, seed,
     ((1, 7, 9, 2), (2, 2), (3, 4), "SAME"),  # stride > kernel
     ((1, 6, 6, 2), (4, 2), (1, 1), "SAME"),  # even kernel, overlapping windows
     ((2, 5, 5, 0), (2, 2), (2, 2), "SAME"),  # no channels
+    ((2, 7, 9, 3), (2, 2), (2, 2), "VALID"),  # tiling windows, a remainder no window reads
+    ((1, 7, 8, 3), (3, 3), (3, 3), "SAME"),  # tiling windows padded on both sides
 ])
 def test_pool_edges(op, dtype, x_shape, ksize, strides, padding):
     rng = np.random.default_rng(11)
@@ -316,12 +318,14 @@ def test_pool_edges(op, dtype, x_shape, ksize, strides, padding):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("op", POOL_OPS)
-def test_pool_nonfinite_and_ties(op, dtype):
+@pytest.mark.parametrize("window, stride", [((3, 3), (1, 2)), ((2, 2), (2, 2)),
+                                            ((3, 2), (3, 2))])
+def test_pool_nonfinite_and_ties(op, dtype, window, stride):
     # Max pooling: NaN wins the forward max; the gradient goes to the first strict
     # maximum, never to a later NaN, and stays with a NaN that comes first.
     rng = np.random.default_rng(5)
-    node = pool_node(op, dtype, (3, 3), (1, 2), "SAME")
-    args = pool_args(op, rng, dtype, (2, 7, 6, 4), (3, 3), (1, 2), "SAME", ties=True)
+    node = pool_node(op, dtype, window, stride, "SAME")
+    args = pool_args(op, rng, dtype, (2, 7, 6, 4), window, stride, "SAME", ties=True)
     args = [sprinkle(rng, a, (np.nan, np.nan, np.inf, -np.inf, 1e300 if dtype == np.float64
                               else 1e38)) if a.dtype.kind == "f" else a for a in args]
     check_pool(op, node, args)

@@ -68,6 +68,9 @@ class ReferenceExecutable:
         self.exclusive = any(op._op_def.stateful and op.type != "VariableV2"
                              for op in self.order)
 
+    def close(self) -> None:
+        """Frees what the executable keeps between runs (the NumPy backends keep nothing)."""
+
     def run(self, feeds: dict[Tensor, np.ndarray], state: RunState) -> list[Any]:
         values: dict[Tensor, Any] = dict(feeds)
         with np.errstate(all="ignore"):
@@ -280,6 +283,9 @@ class PlanExecutable:
                 raise errors.UnimplementedError(
                     None, None, f"The reference backend cannot run a {type(s).__name__} yet")
             self._kernels.append(_CompiledKernel(s))
+
+    def close(self) -> None:
+        """Frees what the executable keeps between runs (the NumPy backends keep nothing)."""
 
     def run(self, feeds: dict[Tensor, np.ndarray], state: RunState,
             trace: list[Any] | None = None) -> list[Any]:

@@ -139,6 +139,8 @@ class Session:
         """Frees the session's state; later runs raise RuntimeError."""
         self._closed = True
         self._state = RunState()
+        for exe in self._cache.values():
+            exe.close()
         self._cache.clear()
         self._fast.clear()
 

@@ -26,7 +26,7 @@ from graphflow.compiler.fusion import OPAQUE_GROUP, REDUCTION_GROUP
 from graphflow.compiler.ir import Node, Value
 from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
-from graphflow.kernels.cpu import codegen
+from graphflow.kernels.cpu import buffers, codegen
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime.reference import (
     NodeEval,
@@ -159,7 +159,7 @@ class FusedKernel:
         if plan is _FALLBACK:
             return self.fallback.run(env, state)
         fn, shape, flat, chunks = plan
-        outs = [np.empty(shape, dt) for dt in self.out_dtypes]
+        outs = [buffers.empty(shape, dt) for dt in self.out_dtypes]
         if flat is _ROWCOL:
             scales, cols = chunks
             kargs = [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
@@ -571,6 +571,14 @@ class CpuExecutable(PlanExecutable):
             # Until lowered; then the class's methods, with no check.
             self.run = self._warm_run
             self.run_inputs = self._warm_run_inputs
+
+    def close(self) -> None:
+        """Returns idle pooled result buffers to the OS (see :mod:`buffers`).
+
+        The pool is the process's: other sessions' idle buffers go too, and are
+        allocated afresh on their next run.
+        """
+        buffers.release()
 
     def _warm(self) -> None:
         # Reading runs may come from several threads at once: one of them lowers.

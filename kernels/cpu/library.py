@@ -49,7 +49,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from graphflow.kernels.cpu import threads
+from graphflow.kernels.cpu import buffers, threads
 from graphflow.kernels.cpu.fastmath import exp_f32, exp_f64
 
 __all__ = ["LIBRARY", "lower_library"]
@@ -88,14 +88,6 @@ def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
     futures = [threads.executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     first = fn(bounds[0], bounds[1])  # the calling thread takes a piece too
     return [first] + [f.result() for f in futures]
-
-
-def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """``np.zeros`` as malloc + memset: for megabytes, np.zeros takes fresh pages from
-    calloc, which page-fault when first written, on every run."""
-    a = np.empty(shape, dtype)
-    a.fill(0)
-    return a
 
 
 _SCRATCH = threading.local()
@@ -386,7 +378,7 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = x.shape
     kh, kw, _, oc = f.shape
     m, kdim = n * oh * ow, kh * kw * c
-    out = _zeros((n, oh, ow, oc), x.dtype)
+    out = buffers.zeros((n, oh, ow, oc), x.dtype)
     if m == 0 or oc == 0 or kdim == 0:
         return [out]
     x = np.ascontiguousarray(x)
@@ -437,7 +429,7 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
     kh, kw, _, oc = f.shape
     if dy.shape != (n, oh, ow, oc):
         return _reference(node, args)
-    dx = _zeros(shape, dy.dtype)
+    dx = buffers.zeros(shape, dy.dtype)
     m, kdim = n * oh * ow, kh * kw * c
     if m == 0 or kdim == 0 or oc == 0:
         return [dx]
@@ -624,6 +616,61 @@ def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
                                 df[s + t] += gf[go + t] / d
 
 
+@_jit
+def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
+    """MaxPoolGrad for windows that tile the input (stride = window) for images
+    ``lo..hi``: each element of ``dx`` is in at most one window, so it is written once
+    (its window's gradient at the winning tap, else 0) instead of zero-filled and then
+    added to. ``dx`` must be zeros where no window reaches (the caller fills those).
+
+    The winner and its NaN rules are :func:`_pool_grad`'s; ``zero + g`` gives the
+    reference's ``0 + g`` (a -0.0 gradient lands as +0.0).
+    """
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    oh, ow = g.shape[1], g.shape[2]
+    xf, gf, df = x.reshape(-1), g.reshape(-1), dx.reshape(-1)
+    uc = _U(c)
+    best = np.empty(c, x.dtype)
+    arg = np.empty(c, x.dtype)
+    scalar = np.empty(1, dx.dtype)
+    zero = dx.dtype.type(0)
+    for n in range(lo, hi):
+        for oy in range(oh):
+            y0 = oy * kh - pt
+            i0, i1 = max(0, -y0), min(kh, h - y0)
+            for ox in range(ow):
+                x0 = ox * kw - pl
+                j0, j1 = max(0, -x0), min(kw, w - x0)
+                if i0 >= i1 or j0 >= j1:
+                    continue
+                go = _U(((n * oh + oy) * ow + ox) * c)
+                k = 0
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                        if k == 0:
+                            for t in range(uc):
+                                best[t] = xf[s + t]
+                                arg[t] = 0
+                        else:
+                            scalar[0] = k
+                            kf = scalar[0]
+                            for t in range(uc):
+                                v, b = xf[s + t], best[t]
+                                arg[t] += (kf - arg[t]) * (b < v)
+                                best[t] = np.maximum(b, np.fmax(v, b))
+                        k += 1
+                k = 0
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                        scalar[0] = k
+                        kf = scalar[0]
+                        for t in range(uc):
+                            df[s + t] = zero + gf[go + t] if arg[t] == kf else zero
+                        k += 1
+
+
 def _pool_geometry(node: Any, shape: tuple) -> tuple | None:
     """``(kh, kw, sh, sw, oh, pt, ow, pl)`` of an NHWC pool of an input of ``shape``."""
     cfg = _nhwc_config(node, "ksize")
@@ -646,7 +693,7 @@ def _pool_forward(node: Any, args: list, is_max: bool) -> list[np.ndarray]:
         return _reference(node, args)
     kh, kw, sh, sw, oh, pt, ow, pl = geo
     n, _, _, c = x.shape
-    out = _zeros((n, oh, ow, c), x.dtype)
+    out = buffers.zeros((n, oh, ow, c), x.dtype)
     if out.size == 0:
         return [out]
     x = np.ascontiguousarray(x)
@@ -701,10 +748,18 @@ def max_pool_grad(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = x.shape
     if g.shape != (n, oh, ow, c):
         return _reference(node, args)
-    dx = _zeros(x.shape, g.dtype)
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    if (sh, sw) == (kh, kw) and g.size:
+        # Windows tile the input: one write per element, no zero-fill pass. Only rows
+        # and columns no window reaches (VALID pooling's remainder) need zeros.
+        covered = oh * kh - pt >= x.shape[1] and ow * kw - pl >= x.shape[2]
+        dx = (buffers.empty if covered else buffers.zeros)(x.shape, g.dtype)
+        _split(lambda lo, hi: _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi), n,
+               x.size)
+        return [dx]
+    dx = buffers.zeros(x.shape, g.dtype)
     if g.size == 0:
         return [dx]
-    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
     _split(lambda lo, hi: _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, True, lo, hi), n,
            g.size * kh * kw)
     return [dx]
@@ -731,7 +786,7 @@ def avg_pool_grad(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = shape
     if g.shape != (n, oh, ow, c):
         return _reference(node, args)
-    dx = _zeros(shape, g.dtype)
+    dx = buffers.zeros(shape, g.dtype)
     if g.size == 0:
         return [dx]
     g = np.ascontiguousarray(g)
@@ -786,7 +841,7 @@ def _softmax_rows(x, out, log, lo, hi):
 
 def _log_softmax_rows(x: np.ndarray) -> np.ndarray:
     """Log-softmax of the rows of a non-empty C-contiguous 2-D float array."""
-    out = np.empty(x.shape, x.dtype)
+    out = buffers.empty(x.shape, x.dtype)
     rows, k = x.shape
     _split(lambda lo, hi: _softmax_rows(x, out, True, lo, hi), rows, 16 * rows * k)
     return out
@@ -803,7 +858,7 @@ def _softmax(node: Any, args: list, log: bool) -> list[np.ndarray]:
     last = axis == x.ndim - 1
     # The kernel works on rows: another axis is moved last (a copy) and back.
     xt = np.ascontiguousarray(x if last else np.moveaxis(x, axis, -1))
-    out = np.empty(xt.shape, x.dtype)
+    out = buffers.empty(xt.shape, x.dtype)
     k = xt.shape[-1]
     rows = xt.size // k if k else 0
     if rows:
