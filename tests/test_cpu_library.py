@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import threadpoolctl
 from hypothesis import given
 from hypothesis import strategies as st
 
 import graphflow as gf
 from graphflow.compiler.lower import lower
-from graphflow.kernels.cpu import library
+from graphflow.kernels.cpu import blas, convkernels, library
 from graphflow.ops.building import make
 from graphflow.runtime.reference import eval_node
 
@@ -193,6 +194,26 @@ def test_conv_random(op, dtype, n, h, w, c, oc, kh, kw, sh, sw, padding, seed, s
     check_sum(node, args, split)
 
 
+@pytest.mark.parametrize("op", CONV_OPS)
+@given(dtype=float_dtypes, n=st.integers(0, 2), h=st.integers(1, 8), w=st.integers(1, 20),
+       c_vec=st.sampled_from([0, 1, 2]), oc_vec=st.sampled_from([1, 2, 5]),
+       kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 2), sw=st.integers(1, 2),
+       padding=paddings, seed=seeds, split=st.booleans())
+def test_conv_register_blocked_random(op, dtype, n, h, w, c_vec, oc_vec, kh, kw, sh, sw, padding,
+                                      seed, split):
+    # Channel counts in whole vectors take convkernels' tiles (5 vectors: a chunk of 4
+    # and one of 1); widths up to 20 cover the remainder tiles of every height.
+    lanes = convkernels.lanes(dtype)
+    c = c_vec * lanes or 3
+    oc = oc_vec * lanes
+    if op == "Conv2DBackpropInput":  # the input's channels are the result's
+        c, oc = oc, c
+    rng = np.random.default_rng(seed)
+    node = conv_node(op, dtype, (sh, sw), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (kh, kw, c, oc), (sh, sw), padding)
+    check_sum(node, args, split)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("op", CONV_OPS)
 @pytest.mark.parametrize("x_shape, f_shape, strides, padding", [
@@ -215,18 +236,27 @@ def test_conv_edges(op, dtype, x_shape, f_shape, strides, padding):
 
 
 @pytest.mark.parametrize("op", CONV_OPS)
-def test_conv_nonfinite_and_large(op):
+@pytest.mark.parametrize("channels", [(3, 2), (16, 16)])  # im2col; register-blocked tiles
+def test_conv_nonfinite_and_large(op, channels):
     rng = np.random.default_rng(3)
+    c, oc = channels
     node = conv_node(op, np.float32, (1, 1), "SAME")
-    args = conv_args(op, rng, np.float32, (2, 5, 6, 3), (3, 3, 3, 2), (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 5, 6, c), (3, 3, c, oc), (1, 1), "SAME")
     for k, a in enumerate(args):
         if a.dtype.kind == "f":
             # inf times padding's zeros gives NaN, as in the reference.
             args[k] = sprinkle(rng, a, (np.nan, np.inf, -np.inf, 1e30))
     check_sum(node, args)
-    big = [a * np.float32(1e18) if a.dtype.kind == "f" else a for a in conv_args(
-        op, rng, np.float32, (2, 5, 6, 3), (3, 3, 3, 2), (1, 1), "SAME")]
-    check_sum(node, big)  # products overflow to inf where the reference's do
+    # Every product of two of these overflows (|a*b| >= 2.5e39): every output with an
+    # in-bounds term overflows too. Which infinity, or NaN, is not the reference's to
+    # decide: it rounds each product to inf and gets NaN where both signs meet, while a
+    # fused multiply-add (BLAS's and convkernels') keeps the first infinity it reaches.
+    big = [np.float32(1e20) * rng.uniform(0.5, 2, a.shape).astype(np.float32)
+           * rng.choice(np.float32([-1, 1]), a.shape) if a.dtype.kind == "f" else a
+           for a in conv_args(op, rng, np.float32, (2, 5, 6, c), (3, 3, c, oc), (1, 1), "SAME")]
+    actual, expected = evaluate(node, big)
+    np.testing.assert_array_equal(np.isfinite(actual[0]), np.isfinite(expected[0]))
+    assert not np.isfinite(expected[0]).all()
 
 
 def test_conv_bad_runtime_shapes_raise_the_reference_errors():
@@ -243,6 +273,55 @@ def test_conv_bad_runtime_shapes_raise_the_reference_errors():
     bf = conv_node("Conv2DBackpropFilter", np.float32, (1, 1), "SAME")
     check_sum(bf, [x, np.array([3, 3, 3, 2], np.int32), np.ones((2, 4, 4, 2), np.float32)])
     check_sum(bf, [x, np.array([3, 3, 3, 2], np.int64), np.ones((1, 4, 4, 2), np.float32)])
+
+
+# --- matrix products ----------------------------------------------------------------------
+def matmul_node(dtype: Any, ta: bool, tb: bool) -> Any:
+    return node_of(lambda: gf.matmul(ph(dtype, 2), ph(dtype, 2), transpose_a=ta, transpose_b=tb))
+
+
+@given(dtype=float_dtypes, m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 9),
+       ta=st.booleans(), tb=st.booleans(), seed=seeds, split=st.booleans())
+def test_matmul_random(dtype, m, k, n, ta, tb, seed, split):
+    rng = np.random.default_rng(seed)
+    a = rand(rng, (k, m) if ta else (m, k), dtype)
+    b = rand(rng, (n, k) if tb else (k, n), dtype)
+    check_sum(matmul_node(dtype, ta, tb), [a, b], split)
+
+
+def test_matmul_mismatch_and_nonfinite():
+    node = matmul_node(np.float32, False, False)
+    check_sum(node, [np.ones((2, 3), np.float32), np.ones((4, 5), np.float32)])  # k differs
+    rng = np.random.default_rng(1)
+    a = sprinkle(rng, rand(rng, (6, 5), np.float32), (np.nan, np.inf, -np.inf))
+    check_sum(node, [a, rand(rng, (5, 7), np.float32)])
+
+
+def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
+    seen = []
+    real = np.matmul
+
+    def spy(a, b, out=None):
+        seen.append(blas.threads())
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(blas.np, "matmul", spy)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # whatever the environment says
+        assert blas.threads() == 2
+        a, b = np.ones((8, 8), np.float32), np.ones((8, 8), np.float32)
+        out = np.empty((8, 8), np.float32)
+        blas.matmul(a, b, out)
+        assert seen == [1] and blas.threads() == 2
+        np.testing.assert_array_equal(out, 8)
+        big = np.ones((256, 256), np.float32)  # 16M multiply-adds: the BLAS's own threads
+        blas.matmul(big, big, np.empty((256, 256), np.float32))
+        assert seen[-1] == 2
+
+
+def test_matmul_rows_split_over_threads_match():
+    rng = np.random.default_rng(2)
+    a, b = rand(rng, (300, 40), np.float32), rand(rng, (40, 33), np.float32)
+    check_sum(matmul_node(np.float32, False, False), [a, b], split=True)
 
 
 # --- pooling --------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ results and error messages are the reference's.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +48,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from graphflow.kernels.cpu import buffers, threads
+from graphflow.kernels.cpu import blas, buffers, convkernels, threads
 from graphflow.kernels.cpu.fastmath import exp_f32, exp_f64
 
 __all__ = ["LIBRARY", "lower_library"]
@@ -314,24 +313,16 @@ def _col2im(dcols, dx, kh, kw, sh, sw, pt, pl, oh, ow, r0, r1):
 _CHUNK = 1 << 21
 
 
-def _blas_is_serial() -> bool:
-    """Whether NumPy's BLAS runs one thread, judged by the variables OpenBLAS reads first."""
-    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
-                "MKL_NUM_THREADS"):
-        v = os.environ.get(var)
-        if v is not None:
-            return v.strip() == "1"
-    return False
-
-
 # Convolutions split over graphflow's threads only when the BLAS is serial; a threaded
 # BLAS parallelises each GEMM itself, and two callers would oversubscribe the cores.
-_BLAS_SERIAL = _blas_is_serial()
+# None: ask the BLAS (its thread count can change at run time); tests force True.
+_BLAS_SERIAL: bool | None = None
 
 
 def _gemm_work(work: int) -> int:
     """The work to give :func:`_split` for a piece that calls BLAS (0: do not split)."""
-    return work if _BLAS_SERIAL else 0
+    serial = _BLAS_SERIAL if _BLAS_SERIAL is not None else blas.threads() == 1
+    return work if serial else 0
 
 
 # Up to this many input channels im2col writes the transposed matrix (see _im2col_t).
@@ -358,6 +349,37 @@ def _conv_geometry(node: Any, x_shape: tuple, f_shape: tuple) -> tuple | None:
     return sh, sw, oh, pt, ow, pl
 
 
+def _direct(dtype: Any, channels: int) -> bool:
+    """Whether the register-blocked kernels (:mod:`convkernels`) take a convolution whose
+    result has ``channels`` channels: float, whole vectors of channels."""
+    return convkernels.available(dtype) and channels % convkernels.lanes(dtype) == 0
+
+
+def _padded(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
+    """``x`` (NHWC) inside zeros of height ``hp`` and width ``wp`` at ``(top, left)``;
+    ``x`` itself when that is what it already is (contiguous)."""
+    n, h, w, c = x.shape
+    if top == left == 0 and (hp, wp) == (h, w):
+        return np.ascontiguousarray(x)
+    xp = _scratch(n * hp * wp * c, x.dtype).reshape(n, hp, wp, c)
+    xp.fill(0)
+    xp[:, top:top + h, left:left + w] = x
+    return xp
+
+
+def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) -> None:
+    """``out`` = the VALID convolution of ``x`` (padded already) by ``f`` (HWIO), with
+    :func:`convkernels.conv_kernel`, the output rows split over the threads."""
+    n, hp, wp, c = x.shape
+    kh, kw, _, oc = f.shape
+    _, oh, ow, _ = out.shape
+    fn = convkernels.conv_kernel(x.dtype, oc)
+    f = np.ascontiguousarray(f)
+    addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data)
+    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
+    _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh, out.size * kh * kw * c)
+
+
 def conv2d(node: Any, args: list) -> list[np.ndarray]:
     """Conv2D (NHWC, SAME/VALID, dilation 1) by chunked im2col + GEMM.
 
@@ -378,7 +400,8 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
     n, _, _, c = x.shape
     kh, kw, _, oc = f.shape
     m, kdim = n * oh * ow, kh * kw * c
-    out = buffers.zeros((n, oh, ow, oc), x.dtype)
+    # Every path below writes every element; only an empty window leaves zeros.
+    out = (buffers.empty if kdim else buffers.zeros)((n, oh, ow, oc), x.dtype)
     if m == 0 or oc == 0 or kdim == 0:
         return [out]
     x = np.ascontiguousarray(x)
@@ -386,6 +409,11 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
     out2 = out.reshape(m, oc)
     if kh == kw == 1 and sh == sw == 1:  # a 1x1 stride-1 window is its input: one GEMM
         np.dot(x.reshape(m, c), fm, out=out2)
+        return [out]
+    if _direct(x.dtype, oc):
+        hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
+        wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
+        _conv_rows(_padded(x, pt, pl, hp, wp), f, out, sh, sw)
         return [out]
     rows = _chunk_rows(kdim)
     few = c <= _FEW_CHANNELS
@@ -429,8 +457,18 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
     kh, kw, _, oc = f.shape
     if dy.shape != (n, oh, ow, oc):
         return _reference(node, args)
-    dx = buffers.zeros(shape, dy.dtype)
     m, kdim = n * oh * ow, kh * kw * c
+    if m and kdim and oc and sh == sw == 1 and _direct(dy.dtype, c) and np.isfinite(f).all():
+        # At stride 1 the input gradient is a convolution of the gradient, padded by
+        # the window less the forward padding, with the flipped, transposed filter.
+        # That padding is not the reference's (it adds in-bounds terms only), so a
+        # filter with inf or NaN, whose products with it are NaN, goes the GEMM way.
+        h, w = shape[1], shape[2]
+        dx = buffers.empty(shape, dy.dtype)  # every element written
+        dyp = _padded(dy, kh - 1 - pt, kw - 1 - pl, h + kh - 1, w + kw - 1)
+        _conv_rows(dyp, f[::-1, ::-1].transpose(0, 1, 3, 2), dx, 1, 1)
+        return [dx]
+    dx = buffers.zeros(shape, dy.dtype)
     if m == 0 or kdim == 0 or oc == 0:
         return [dx]
     dy2 = np.ascontiguousarray(dy).reshape(m, oc)
@@ -483,6 +521,22 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
     dy2 = np.ascontiguousarray(dy).reshape(m, oc)
     if kh == kw == 1 and sh == sw == 1:
         return [np.dot(x.reshape(m, c).T, dy2).reshape(fshape)]
+    if _direct(x.dtype, oc):
+        hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
+        wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
+        xp = _padded(x, pt, pl, hp, wp)
+        fn = convkernels.wgrad_kernel(x.dtype, oc)
+        rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
+
+        def images(n0: int, n1: int) -> np.ndarray:
+            df = np.zeros(fshape, x.dtype)  # the kernel adds to it
+            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, n0, n1, *rest)
+            return df
+
+        parts = _split(images, n, m * kdim * oc)
+        for p in parts[1:]:
+            parts[0] += p
+        return [parts[0]]
     rows = _chunk_rows(kdim)
 
     few = c <= _FEW_CHANNELS
@@ -507,6 +561,37 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
     for p in parts[1:]:
         df += p
     return [df.reshape(fshape)]
+
+
+# --- matrix products -----------------------------------------------------------------------
+def matmul(node: Any, args: list) -> list[np.ndarray]:
+    """MatMul (2-D, float): NumPy's BLAS (:func:`blas.matmul`: small products on one
+    BLAS thread), the rows split over graphflow's threads when the BLAS is serial.
+
+    Args:
+      node: the MatMul IR node (attrs transpose_a, transpose_b).
+      args: ``[a, b]``.
+
+    Returns:
+      ``[a @ b]`` (each operand transposed first where its attr says).
+    """
+    a, b = args
+    if not _is_float(a, b) or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
+        return _reference(node, args)
+    if node.attrs.get("transpose_a"):
+        a = a.T  # a view: BLAS reads the transpose in place
+    if node.attrs.get("transpose_b"):
+        b = b.T
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        return _reference(node, args)
+    out = buffers.empty((m, n), a.dtype)
+
+    def rows(lo: int, hi: int) -> None:
+        blas.matmul(a[lo:hi], b, out[lo:hi])
+
+    _split(rows, m, _gemm_work(m * k * n))
+    return [out]
 
 
 # --- pooling kernels ---------------------------------------------------------------------
@@ -1043,6 +1128,7 @@ def unsorted_segment_sum(node: Any, args: list) -> list[np.ndarray]:
 
 # --- lowering ------------------------------------------------------------------------------
 LIBRARY: dict[str, LibraryFn] = {
+    "MatMul": matmul,
     "Conv2D": conv2d,
     "Conv2DBackpropInput": conv2d_backprop_input,
     "Conv2DBackpropFilter": conv2d_backprop_filter,
