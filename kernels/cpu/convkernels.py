@@ -173,19 +173,17 @@ def _plan(oc: int, dtype: np.dtype) -> tuple[int, list[tuple[int, int]]]:
     return mr, chunks
 
 
-def _fma_step(fn: _Fn, t: str, vt: str, ln: int, mr: int, nv: int, arow: str, astride: str,
+def _fma_step(fn: _Fn, t: str, vt: str, ln: int, rows: list[str], off: str, nv: int,
               bvec: str, acc: list[str]) -> list[str]:
-    """One rank-1 update of an ``mr x nv`` tile: ``acc[r][q] += a[r] * b[q]``."""
+    """One rank-1 update of a tile: ``acc[r][q] += rows[r][off] * bvec[q*ln:(q+1)*ln]``."""
     bs = []
     for q in range(nv):
         p = fn.gep(t, bvec, str(q * ln))
         pv = fn.op(f"bitcast {t}* {p} to {vt}*", "p")
         bs.append(fn.op(f"load {vt}, {vt}* {pv}, align {_align(t)}"))
     out = list(acc)
-    for r in range(mr):
-        off = fn.mul(astride, str(r)) if r else "0"
-        ap = fn.gep(t, arow, off)
-        a = fn.op(f"load {t}, {t}* {ap}, align {_align(t)}")
+    for r, row in enumerate(rows):
+        a = fn.op(f"load {t}, {t}* {fn.gep(t, row, off)}, align {_align(t)}")
         ins = fn.op(f"insertelement {vt} undef, {t} {a}, i32 0")
         splat = fn.op(f"shufflevector {vt} {ins}, {vt} undef, <{ln} x i32> zeroinitializer")
         for q in range(nv):
@@ -224,6 +222,10 @@ def _store_tile(fn: _Fn, t: str, vt: str, ln: int, mr: int, nv: int, dst: str, l
             fn.lines.append(f"  store {vt} {acc[r * nv + q]}, {vt}* {pv}, align {_align(t)}")
 
 
+def _ptr_params(t: str, mr: int, name: str) -> str:
+    return ", ".join(f"{t}* %{name}{r}" for r in range(mr))
+
+
 def _conv_module(dtype: np.dtype, oc: int) -> str:
     t = "float" if dtype == np.float32 else "double"
     ln = lanes(dtype)
@@ -231,20 +233,22 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
     mr_max, chunks = _plan(oc, dtype)
     zero = "zeroinitializer"
     funcs = []
-    # tile(xw, fw, ow, kh, kwc, wpc, xs): xw the first pixel's window, pixel r at
-    # xw + r*xs; fw = f + oc0, rows of oc; ow = out + oc0, pixel r at ow + r*oc.
+    # tile(xw0.., fw, ow, kh, kwc, wpc): xw_r is the window of the tile's pixel r (its
+    # top-left input element); fw = f + oc0, rows of oc; ow = out + oc0 at pixel 0, the
+    # tile's pixels being consecutive in out.
     for mr in _tile_sizes(mr_max):
         for nv in sorted({nv for _, nv in chunks}):
-            fn = _Fn(f"define internal void @tile_{mr}_{nv}({t}* noalias %xw, {t}* noalias %fw, "
-                     f"{t}* noalias %ow, i64 %kh, i64 %kwc, i64 %wpc, i64 %xs) {{")
+            fn = _Fn(f"define internal void @tile_{mr}_{nv}({_ptr_params(t, mr, 'xw')}, "
+                     f"{t}* noalias %fw, {t}* noalias %ow, i64 %kh, i64 %kwc, i64 %wpc) {{")
+            rows = [f"%xw{r}" for r in range(mr)]
 
-            def over_i(i: str, acc: list[str], fn: _Fn = fn, mr: int = mr,
-                       nv: int = nv) -> list[str]:
-                xi = fn.gep(t, "%xw", fn.mul(i, "%wpc"))
+            def over_i(i: str, acc: list[str], fn: _Fn = fn, nv: int = nv,
+                       rows: list[str] = rows) -> list[str]:
+                xi = fn.mul(i, "%wpc")
                 fi = fn.gep(t, "%fw", fn.mul(fn.mul(i, "%kwc"), str(oc)))
 
                 def over_k(k: str, acc: list[str]) -> list[str]:
-                    return _fma_step(fn, t, vt, ln, mr, nv, fn.gep(t, xi, k), "%xs",
+                    return _fma_step(fn, t, vt, ln, rows, fn.add(xi, k), nv,
                                      fn.gep(t, fi, fn.mul(k, str(oc))), acc)
 
                 return fn.loop("0", "%kwc", [(vt, a) for a in acc], over_k, guard=False)
@@ -252,53 +256,56 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
             acc = fn.loop("0", "%kh", [(vt, zero)] * (mr * nv), over_i, guard=False)
             _store_tile(fn, t, vt, ln, mr, nv, "%ow", str(oc), acc)
             funcs.append(fn.finish())
-    # conv(x, f, out, q0, q1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): output rows
-    # q0..q1 (q = n*oh + oy); the row's windows start at x + n*hpwpc + oy*shwpc.
+    # conv(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): the output pixels
+    # p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's window starts
+    # at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image ends, so only
+    # the range's last pixels need smaller tiles.
     fn = _Fn(f"define void @conv({t}* noalias %x, {t}* noalias %f, {t}* noalias %out, "
-             "i64 %q0, i64 %q1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
+             "i64 %p0, i64 %p1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
              "i64 %kh, i64 %kwc) {")
+    per_image = fn.mul("%oh", "%ow")
 
-    def tiles(xrow: str, orow: str, ox0: str, mr: int) -> None:
-        xw = fn.gep(t, xrow, fn.mul(ox0, "%xs"))
-        ow = fn.gep(t, orow, fn.mul(ox0, str(oc)))
+    def window(p: str) -> str:
+        n = fn.op(f"sdiv i64 {p}, {per_image}")
+        rest = fn.op(f"srem i64 {p}, {per_image}")
+        oy = fn.op(f"sdiv i64 {rest}, %ow")
+        ox = fn.op(f"srem i64 {rest}, %ow")
+        return fn.gep(t, "%x", fn.add(fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")),
+                                      fn.mul(ox, "%xs")))
+
+    def tile(p: str, mr: int) -> None:
+        xs = [window(fn.add(p, str(r))) for r in range(mr)]
+        ow = fn.gep(t, "%out", fn.mul(p, str(oc)))
         for c0, nv in chunks:
+            args = ", ".join(f"{t}* {x}" for x in xs)
             fw, oo = fn.gep(t, "%f", str(c0)), fn.gep(t, ow, str(c0))
-            fn.lines.append(f"  call void @tile_{mr}_{nv}({t}* {xw}, {t}* {fw}, {t}* {oo}, "
-                            "i64 %kh, i64 %kwc, i64 %wpc, i64 %xs)")
+            fn.lines.append(f"  call void @tile_{mr}_{nv}({args}, {t}* {fw}, {t}* {oo}, "
+                            "i64 %kh, i64 %kwc, i64 %wpc)")
 
-    def over_q(q: str, _: list[str]) -> list[str]:
-        n = fn.op(f"sdiv i64 {q}, %oh")
-        oy = fn.op(f"srem i64 {q}, %oh")
-        xrow = fn.gep(t, "%x", fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")))
-        orow = fn.gep(t, "%out", fn.mul(fn.mul(q, "%ow"), str(oc)))
-        full = fn.op(f"sdiv i64 %ow, {mr_max}")
-
-        def over_t(tt: str, _: list[str]) -> list[str]:
-            tiles(xrow, orow, fn.mul(tt, str(mr_max)), mr_max)
-            return []
-
-        fn.loop("0", full, [], over_t, guard=True)
-        done = fn.mul(full, str(mr_max))
-        _remainder(fn, done, "%ow", mr_max, lambda at, s: tiles(xrow, orow, at, s))
-        return []
-
-    fn.loop("%q0", "%q1", [], over_q, guard=True)
+    _tiled(fn, "%p0", "%p1", mr_max, tile)
     funcs.append(fn.finish())
     return _module(t, ln, funcs)
 
 
-def _remainder(fn: _Fn, start: str, end: str, mr_max: int,
-               emit: Callable[[str, int], None]) -> None:
-    """Covers ``[start, end)`` (fewer than ``mr_max``) with tiles of 8, 4, 2, 1 (those
-    below ``mr_max``), biggest first: ``emit(offset, size)`` writes one tile."""
-    at = start
-    for s in _tile_sizes(mr_max)[1:]:
-        left = fn.op(f"sub i64 {end}, {at}")
-        big = fn.op(f"icmp sge i64 {left}, {s}")
+def _tiled(fn: _Fn, start: str, end: str, mr_max: int,
+           emit: Callable[[str, int], None]) -> None:
+    """Covers ``[start, end)`` with tiles of ``mr_max``, then of 8, 4, 2, 1 (those below
+    ``mr_max``), biggest first: ``emit(first, size)`` writes one tile."""
+    count = fn.op(f"sdiv i64 {fn.op(f'sub i64 {end}, {start}')}, {mr_max}")
 
-        def one(at: str = at, s: int = s) -> str:
-            emit(at, s)
-            return fn.add(at, str(s))
+    def over_t(tt: str, _: list[str]) -> list[str]:
+        emit(fn.add(start, fn.mul(tt, str(mr_max))), mr_max)
+        return []
+
+    fn.loop("0", count, [], over_t, guard=True)
+    at = fn.add(start, fn.mul(count, str(mr_max)))
+    for size in _tile_sizes(mr_max)[1:]:
+        left = fn.op(f"sub i64 {end}, {at}")
+        big = fn.op(f"icmp sge i64 {left}, {size}")
+
+        def one(at: str = at, size: int = size) -> str:
+            emit(at, size)
+            return fn.add(at, str(size))
 
         at = fn.choose(big, at, one)
 
@@ -309,27 +316,29 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
     vt = f"<{ln} x {t}>"
     mr_max, chunks = _plan(oc, dtype)
     funcs = []
-    # tile(xk, dyo, dfo, n0, n1, oh, ow, shwpc, hpwpc, xs): adds to rows k..k+mr of
-    # df[i, :, :] (xk = x + i*wpc + k) their sums over images n0..n1 (n0 < n1).
+    # tile(xk0.., dyo, dfo, n0, n1, oh, ow, shwpc, hpwpc, xs): adds to mr consecutive rows
+    # of df (flat [kh * kw * C, oc], from dfo = df + row*oc + oc0) their sums over images
+    # n0..n1 (n0 < n1); row r reads x from xk_r = x + i*wpc + k for its (i, k).
     for mr in _tile_sizes(mr_max):
         for nv in sorted({nv for _, nv in chunks}):
-            fn = _Fn(f"define internal void @tile_{mr}_{nv}({t}* noalias %xk, {t}* noalias %dyo, "
-                     f"{t}* noalias %dfo, i64 %n0, i64 %n1, i64 %oh, i64 %ow, i64 %shwpc, "
-                     f"i64 %hpwpc, i64 %xs) {{")
+            fn = _Fn(f"define internal void @tile_{mr}_{nv}({_ptr_params(t, mr, 'xk')}, "
+                     f"{t}* noalias %dyo, {t}* noalias %dfo, i64 %n0, i64 %n1, i64 %oh, "
+                     f"i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %xs) {{")
+            rows = [f"%xk{r}" for r in range(mr)]
             rowlen = fn.mul("%ow", str(oc))
 
-            def over_n(n: str, acc: list[str], fn: _Fn = fn, mr: int = mr, nv: int = nv,
-                       rowlen: str = rowlen) -> list[str]:
-                xn = fn.gep(t, "%xk", fn.mul(n, "%hpwpc"))
+            def over_n(n: str, acc: list[str], fn: _Fn = fn, nv: int = nv,
+                       rows: list[str] = rows, rowlen: str = rowlen) -> list[str]:
+                xn = fn.mul(n, "%hpwpc")
                 dn = fn.gep(t, "%dyo", fn.mul(fn.mul(n, "%oh"), rowlen))
 
                 def over_y(y: str, acc: list[str]) -> list[str]:
-                    xy = fn.gep(t, xn, fn.mul(y, "%shwpc"))
+                    xy = fn.add(xn, fn.mul(y, "%shwpc"))
                     dyy = fn.gep(t, dn, fn.mul(y, rowlen))
 
                     def over_x(xx: str, acc: list[str]) -> list[str]:
-                        return _fma_step(fn, t, vt, ln, mr, nv, fn.gep(t, xy, fn.mul(xx, "%xs")),
-                                         "1", fn.gep(t, dyy, fn.mul(xx, str(oc))), acc)
+                        return _fma_step(fn, t, vt, ln, rows, fn.add(xy, fn.mul(xx, "%xs")),
+                                         nv, fn.gep(t, dyy, fn.mul(xx, str(oc))), acc)
 
                     return fn.loop("0", "%ow", [(vt, a) for a in acc], over_x, guard=False)
 
@@ -340,40 +349,35 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
             _store_tile(fn, t, vt, ln, mr, nv, "%dfo", str(oc), acc)
             funcs.append(fn.finish())
     # wgrad(x, dy, df, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): adds the sum
-    # over images n0..n1 (oh, ow >= 1) onto df.
+    # over images n0..n1 (oh, ow >= 1) onto df, one image at a time: its input and
+    # gradient stay in cache while every tile adds its share (a sweep over all images
+    # per tile ran 3x slower). Tiles run across the window's rows (flat index
+    # i*kwc + k), so only the last rows of df need smaller tiles.
     fn = _Fn(f"define void @wgrad({t}* noalias %x, {t}* noalias %dy, {t}* noalias %df, "
              "i64 %n0, i64 %n1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
              "i64 %kh, i64 %kwc) {")
-
-    image: list[str] = []  # the image of the current iteration: (n, n + 1)
-
-    def tiles(i: str, k: str, mr: int) -> None:
-        xk = fn.gep(t, "%x", fn.add(fn.mul(i, "%wpc"), k))
-        row = fn.mul(fn.add(fn.mul(i, "%kwc"), k), str(oc))
-        n, n1 = image
-        for c0, nv in chunks:
-            fn.lines.append(
-                f"  call void @tile_{mr}_{nv}({t}* {xk}, {t}* {fn.gep(t, '%dy', str(c0))}, "
-                f"{t}* {fn.gep(t, '%df', fn.add(row, str(c0)))}, i64 {n}, i64 {n1}, i64 %oh, "
-                "i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %xs)")
-
-    def over_i(i: str, _: list[str]) -> list[str]:
-        full = fn.op(f"sdiv i64 %kwc, {mr_max}")
-
-        def over_t(tt: str, _: list[str]) -> list[str]:
-            tiles(i, fn.mul(tt, str(mr_max)), mr_max)
-            return []
-
-        fn.loop("0", full, [], over_t, guard=True)
-        _remainder(fn, fn.mul(full, str(mr_max)), "%kwc", mr_max,
-                   lambda at, s: tiles(i, at, s))
-        return []
+    total = fn.mul("%kh", "%kwc")
 
     def over_n(n: str, _: list[str]) -> list[str]:
-        # One image at a time: its input and gradient stay in cache while every tile
-        # of df adds its share (a sweep over all images per tile ran 3x slower).
-        image[:] = [n, fn.add(n, "1")]
-        fn.loop("0", "%kh", [], over_i, guard=True)
+        n1 = fn.add(n, "1")
+
+        def tile(row: str, mr: int) -> None:
+            xs = []
+            for r in range(mr):
+                flat = fn.add(row, str(r))
+                i = fn.op(f"sdiv i64 {flat}, %kwc")
+                k = fn.op(f"srem i64 {flat}, %kwc")
+                xs.append(fn.gep(t, "%x", fn.add(fn.mul(i, "%wpc"), k)))
+            args = ", ".join(f"{t}* {x}" for x in xs)
+            base = fn.mul(row, str(oc))
+            for c0, nv in chunks:
+                dy0 = fn.gep(t, "%dy", str(c0))
+                df0 = fn.gep(t, "%df", fn.add(base, str(c0)))
+                fn.lines.append(
+                    f"  call void @tile_{mr}_{nv}({args}, {t}* {dy0}, {t}* {df0}, i64 {n}, "
+                    f"i64 {n1}, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %xs)")
+
+        _tiled(fn, "0", total, mr_max, tile)
         return []
 
     fn.loop("%n0", "%n1", [], over_n, guard=True)

@@ -369,7 +369,7 @@ def _padded(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
 
 def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) -> None:
     """``out`` = the VALID convolution of ``x`` (padded already) by ``f`` (HWIO), with
-    :func:`convkernels.conv_kernel`, the output rows split over the threads."""
+    :func:`convkernels.conv_kernel`, the output pixels split over the threads."""
     n, hp, wp, c = x.shape
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
@@ -377,7 +377,7 @@ def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) 
     f = np.ascontiguousarray(f)
     addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data)
     rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
-    _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh, out.size * kh * kw * c)
+    _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh * ow, out.size * kh * kw * c)
 
 
 def conv2d(node: Any, args: list) -> list[np.ndarray]:
