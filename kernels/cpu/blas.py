@@ -27,28 +27,29 @@ __all__ = ["SMALL", "matmul", "threads"]
 SMALL = 1 << 23
 
 _lock = threading.Lock()
-_controller: Any = None  # threadpoolctl's controller of NumPy's BLAS, or False: none found
+# threadpoolctl's controllers of every BLAS loaded (None until looked up). More than
+# NumPy's may be loaded (SciPy's OpenBLAS comes with Numba's BLAS support), in either
+# order, and which one NumPy calls is not recorded anywhere: all are set together.
+_controllers: list[Any] | None = None
 _serial_calls = 0  # calls inside a serial section now (several threads may be in one)
-_saved = 1
+_saved: list[int] = []
 
 
-def _blas() -> Any:
-    global _controller
-    if _controller is None:
+def _blas() -> list[Any]:
+    global _controllers
+    if _controllers is None:
         with _lock:
-            if _controller is None:
+            if _controllers is None:
                 from threadpoolctl import ThreadpoolController
 
-                found = [c for c in ThreadpoolController().lib_controllers
-                         if c.user_api == "blas"]
-                _controller = found[0] if found else False
-    return _controller
+                _controllers = [c for c in ThreadpoolController().lib_controllers
+                                if c.user_api == "blas"]
+    return _controllers
 
 
 def threads() -> int:
-    """The number of threads NumPy's BLAS runs a large product on (1 when unknown)."""
-    c = _blas()
-    return c.get_num_threads() if c else 1
+    """The most threads a loaded BLAS runs a large product on (1 when none is found)."""
+    return max([c.get_num_threads() for c in _blas()], default=1)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -60,24 +61,23 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
       b: ``[k, n]``.
       out: ``[m, n]``, C-contiguous, of their dtype.
     """
-    if a.shape[0] * a.shape[1] * b.shape[1] >= SMALL:
-        np.matmul(a, b, out=out)
-        return
-    c = _blas()
-    if not c:
+    if a.shape[0] * a.shape[1] * b.shape[1] >= SMALL or not _blas():
         np.matmul(a, b, out=out)
         return
     global _serial_calls, _saved
     with _lock:
         if _serial_calls == 0:
-            _saved = c.get_num_threads()
-            if _saved > 1:
-                c.set_num_threads(1)
+            _saved = [c.get_num_threads() for c in _controllers]
+            for c, n in zip(_controllers, _saved):
+                if n > 1:
+                    c.set_num_threads(1)
         _serial_calls += 1
     try:
         np.matmul(a, b, out=out)
     finally:
         with _lock:
             _serial_calls -= 1
-            if _serial_calls == 0 and _saved > 1:
-                c.set_num_threads(_saved)
+            if _serial_calls == 0:
+                for c, n in zip(_controllers, _saved):
+                    if n > 1:
+                        c.set_num_threads(n)

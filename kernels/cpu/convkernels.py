@@ -265,16 +265,30 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
              "i64 %kh, i64 %kwc) {")
     per_image = fn.mul("%oh", "%ow")
 
-    def window(p: str) -> str:
+    def windows(p: str, mr: int) -> list[str]:
+        # Divisions for the first pixel only (tens of cycles each: with a 5x5x1 window
+        # they cost more than the tile's arithmetic); the next pixels step ox and wrap
+        # into oy and n with selects.
         n = fn.op(f"sdiv i64 {p}, {per_image}")
         rest = fn.op(f"srem i64 {p}, {per_image}")
         oy = fn.op(f"sdiv i64 {rest}, %ow")
         ox = fn.op(f"srem i64 {rest}, %ow")
-        return fn.gep(t, "%x", fn.add(fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")),
-                                      fn.mul(ox, "%xs")))
+        out = []
+        for r in range(mr):
+            if r:
+                ox = fn.add(ox, "1")
+                wrap = fn.op(f"icmp eq i64 {ox}, %ow")
+                ox = fn.op(f"select i1 {wrap}, i64 0, i64 {ox}")
+                oy = fn.op(f"add i64 {oy}, {fn.op(f'zext i1 {wrap} to i64')}")
+                wrap = fn.op(f"icmp eq i64 {oy}, %oh")
+                oy = fn.op(f"select i1 {wrap}, i64 0, i64 {oy}")
+                n = fn.op(f"add i64 {n}, {fn.op(f'zext i1 {wrap} to i64')}")
+            out.append(fn.gep(t, "%x", fn.add(fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")),
+                                              fn.mul(ox, "%xs"))))
+        return out
 
     def tile(p: str, mr: int) -> None:
-        xs = [window(fn.add(p, str(r))) for r in range(mr)]
+        xs = windows(p, mr)
         ow = fn.gep(t, "%out", fn.mul(p, str(oc)))
         for c0, nv in chunks:
             args = ", ".join(f"{t}* {x}" for x in xs)

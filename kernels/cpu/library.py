@@ -1,13 +1,18 @@
 """Library kernels: hand-written CPU implementations of ops that do not fuse.
 
-Convolutions, pooling, softmax and the cross entropies, the bias gradient and
-``UnsortedSegmentSum`` run here as small Numba loops (plus NumPy's BLAS for
-the matrix products of convolutions). Each reproduces its op's NumPy
-``reference`` in :mod:`graphflow.ops.nn_ops` / :mod:`graphflow.ops.segment_ops`:
+Convolutions, pooling, softmax and the cross entropies, the bias gradient,
+``MatMul`` and ``UnsortedSegmentSum`` run here as small Numba loops, the
+register-blocked tiles of :mod:`convkernels` and NumPy's BLAS. Each reproduces
+its op's NumPy ``reference`` in :mod:`graphflow.ops.nn_ops` /
+:mod:`graphflow.ops.segment_ops`:
 
-* Convolutions are im2col + GEMM in chunks of 2^21 column elements; results
-  differ from the reference only by the summation order of the products
-  (measured |diff| <= ~5e-7 * sum|terms| in float32).
+* Convolutions whose result has whole vectors of channels (16 float32 on
+  AVX-512) run on :mod:`convkernels` (Conv2DBackpropInput at stride 1 and
+  with a finite filter); the rest are im2col + GEMM in chunks of 2^21 column
+  elements. Results differ from the reference by the summation order of the
+  products and fused multiply-adds only (measured |diff| <= ~5e-7 *
+  sum|terms| in float32); products that overflow keep the first infinity
+  where the reference, which rounds each product, may make NaN of two.
 * MaxPool, MaxPoolGrad, AvgPoolGrad and UnsortedSegmentSum give exactly the
   reference's values: the gradients add each window's share in the
   reference's order (ascending taps), and max-pool gradients go to the first
