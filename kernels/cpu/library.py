@@ -645,6 +645,37 @@ def _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
 
 
 @_jit
+def _window_argmax(xf, base, w, c, i0, i1, j0, j1, best, arg, offs, scalar):
+    """Per channel, the max (``best``) and the tap that holds it (``arg``, a float of x's
+    dtype) over the in-bounds taps ``[i0, i1) x [j0, j1)`` of the window whose top-left
+    element is at ``base`` in flat NHWC ``xf``; each tap's flat offset goes to ``offs``.
+
+    The first strict maximum in row-major order wins; a NaN never compares greater,
+    and a NaN that comes first stays. Returns the number of taps.
+    """
+    uc = _U(c)
+    k = 0
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            s = _U(base + (i * w + j) * c)
+            offs[k] = s
+            if k == 0:
+                for t in range(uc):
+                    best[t] = xf[s + t]
+                    arg[t] = 0
+            else:
+                scalar[0] = k  # the tap as x's dtype through memory: the update vectorises
+                kf = scalar[0]
+                for t in range(uc):
+                    v, b = xf[s + t], best[t]
+                    arg[t] += (kf - arg[t]) * (b < v)
+                    # = v if b < v else b, NaN-safe: a NaN best stays.
+                    best[t] = np.maximum(b, np.fmax(v, b))
+            k += 1
+    return k
+
+
+@_jit
 def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
     """Adds each window's gradient ``g`` onto ``dx`` for images ``lo..hi``.
 
@@ -675,25 +706,8 @@ def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
                     continue
                 go = _U(((n * oh + oy) * ow + ox) * c)
                 if is_max:
-                    k = 0
-                    for i in range(i0, i1):
-                        for j in range(j0, j1):
-                            s = _U(((n * h + y0 + i) * w + x0 + j) * c)
-                            offs[k] = s
-                            if k == 0:
-                                for t in range(uc):
-                                    best[t] = xf[s + t]
-                                    arg[t] = 0
-                            else:
-                                scalar[0] = k
-                                kf = scalar[0]
-                                for t in range(uc):
-                                    v, b = xf[s + t], best[t]
-                                    # Strictly greater wins; a NaN never compares greater.
-                                    arg[t] += (kf - arg[t]) * (b < v)
-                                    # = v if b < v else b, NaN-safe: a NaN best stays.
-                                    best[t] = np.maximum(b, np.fmax(v, b))
-                            k += 1
+                    _window_argmax(xf, ((n * h + y0) * w + x0) * c, w, c, i0, i1, j0, j1,
+                                   best, arg, offs, scalar)
                     for t in range(uc):
                         df[offs[np.int64(arg[t])] + t] += gf[go + t]
                 else:
@@ -722,6 +736,7 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
     uc = _U(c)
     best = np.empty(c, x.dtype)
     arg = np.empty(c, x.dtype)
+    offs = np.empty(kh * kw, np.uint64)
     scalar = np.empty(1, dx.dtype)
     zero = dx.dtype.type(0)
     for n in range(lo, hi):
@@ -734,31 +749,14 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
                 if i0 >= i1 or j0 >= j1:
                     continue
                 go = _U(((n * oh + oy) * ow + ox) * c)
-                k = 0
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        s = _U(((n * h + y0 + i) * w + x0 + j) * c)
-                        if k == 0:
-                            for t in range(uc):
-                                best[t] = xf[s + t]
-                                arg[t] = 0
-                        else:
-                            scalar[0] = k
-                            kf = scalar[0]
-                            for t in range(uc):
-                                v, b = xf[s + t], best[t]
-                                arg[t] += (kf - arg[t]) * (b < v)
-                                best[t] = np.maximum(b, np.fmax(v, b))
-                        k += 1
-                k = 0
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        s = _U(((n * h + y0 + i) * w + x0 + j) * c)
-                        scalar[0] = k
-                        kf = scalar[0]
-                        for t in range(uc):
-                            df[s + t] = zero + gf[go + t] if arg[t] == kf else zero
-                        k += 1
+                taps = _window_argmax(xf, ((n * h + y0) * w + x0) * c, w, c, i0, i1, j0, j1,
+                                      best, arg, offs, scalar)
+                for k in range(taps):
+                    s = offs[k]
+                    scalar[0] = k
+                    kf = scalar[0]
+                    for t in range(uc):
+                        df[s + t] = zero + gf[go + t] if arg[t] == kf else zero
 
 
 def _pool_geometry(node: Any, shape: tuple) -> tuple | None:
