@@ -164,7 +164,9 @@ def _plan(oc: int, dtype: np.dtype) -> tuple[int, list[tuple[int, int]]]:
     """(max tile height, [(offset, vectors)] chunks of the ``oc`` channels)."""
     ln = lanes(dtype)
     nvec = oc // ln
-    nv = min(nvec, 4)
+    # Tiles of up to 4 vectors wide with 32 registers (6 x 4 accumulators), 2 with 16
+    # (6 x 2: 4 wide would leave room for 2 rows only).
+    nv = min(nvec, 4 if _registers() >= 32 else 2)
     chunks = []
     for v0 in range(0, nvec, nv):
         chunks.append((v0 * ln, min(nv, nvec - v0)))
