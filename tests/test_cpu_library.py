@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -198,11 +199,12 @@ def test_conv_random(op, dtype, n, h, w, c, oc, kh, kw, sh, sw, padding, seed, s
 @given(dtype=float_dtypes, n=st.integers(0, 2), h=st.integers(1, 8), w=st.integers(1, 20),
        c_vec=st.sampled_from([0, 1, 2]), oc_vec=st.sampled_from([1, 2, 5]),
        kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 2), sw=st.integers(1, 2),
-       padding=paddings, seed=seeds, split=st.booleans())
+       padding=paddings, seed=seeds, split=st.booleans(), by_rows=st.booleans())
 def test_conv_register_blocked_random(op, dtype, n, h, w, c_vec, oc_vec, kh, kw, sh, sw, padding,
-                                      seed, split):
+                                      seed, split, by_rows):
     # Channel counts in whole vectors take convkernels' tiles (5 vectors: a chunk of 4
-    # and one of 1); widths up to 20 cover the remainder tiles of every height.
+    # and one of 1); widths up to 20 cover the remainder tiles of every height. by_rows:
+    # every filter counts as too big for L1, so tiles add one window row at a time.
     lanes = convkernels.lanes(dtype)
     c = c_vec * lanes or 3
     oc = oc_vec * lanes
@@ -211,7 +213,22 @@ def test_conv_register_blocked_random(op, dtype, n, h, w, c_vec, oc_vec, kh, kw,
     rng = np.random.default_rng(seed)
     node = conv_node(op, dtype, (sh, sw), padding)
     args = conv_args(op, rng, dtype, (n, h, w, c), (kh, kw, c, oc), (sh, sw), padding)
-    check_sum(node, args, split)
+    with mock.patch.object(library, "_L1_BYTES", 0 if by_rows else library._L1_BYTES):
+        check_sum(node, args, split)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", CONV_OPS)
+def test_conv_tiles_by_window_rows_match(op, dtype):
+    # Filters too big for L1 are taken a window row at a time by groups of tiles that
+    # add onto their outputs: forced here on a case with many groups and a remainder.
+    lanes = convkernels.lanes(dtype)
+    rng = np.random.default_rng(5)
+    node = conv_node(op, dtype, (1, 1), "SAME")
+    args = conv_args(op, rng, dtype, (2, 9, 17, lanes), (3, 4, lanes, 2 * lanes), (1, 1), "SAME")
+    with mock.patch.object(library, "_L1_BYTES", 0):
+        check_sum(node, args)
+        check_sum(node, args, split=True)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -233,15 +233,16 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
     ln = lanes(dtype)
     vt = f"<{ln} x {t}>"
     mr_max, chunks = _plan(oc, dtype)
-    zero = "zeroinitializer"
     funcs = []
-    # tile(xw0.., fw, ow, kh, kwc, wpc): xw_r is the window of the tile's pixel r (its
-    # top-left input element); fw = f + oc0, rows of oc; ow = out + oc0 at pixel 0, the
-    # tile's pixels being consecutive in out.
+    # tile(xw0.., fw, ow, i0, i1, kwc, wpc, acc): adds the window rows i0..i1 of the
+    # tile's pixels to their outputs (acc != 0) or writes them (acc == 0). xw_r is the
+    # window of pixel r (its top-left input element); fw = f + oc0, rows of oc; ow =
+    # out + oc0 at pixel 0, the tile's pixels being consecutive in out.
     for mr in _tile_sizes(mr_max):
         for nv in sorted({nv for _, nv in chunks}):
             fn = _Fn(f"define internal void @tile_{mr}_{nv}({_ptr_params(t, mr, 'xw')}, "
-                     f"{t}* noalias %fw, {t}* noalias %ow, i64 %kh, i64 %kwc, i64 %wpc) {{")
+                     f"{t}* noalias %fw, {t}* noalias %ow, i64 %i0, i64 %i1, i64 %kwc, "
+                     "i64 %wpc, i64 %acc) {")
             rows = [f"%xw{r}" for r in range(mr)]
 
             def over_i(i: str, acc: list[str], fn: _Fn = fn, nv: int = nv,
@@ -255,16 +256,19 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
 
                 return fn.loop("0", "%kwc", [(vt, a) for a in acc], over_k, guard=False)
 
-            acc = fn.loop("0", "%kh", [(vt, zero)] * (mr * nv), over_i, guard=False)
+            init = _load_or_zero(fn, t, vt, ln, mr, nv, "%ow", str(oc), "%acc")
+            acc = fn.loop("%i0", "%i1", [(vt, a) for a in init], over_i, guard=False)
             _store_tile(fn, t, vt, ln, mr, nv, "%ow", str(oc), acc)
             funcs.append(fn.finish())
-    # conv(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): the output pixels
-    # p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's window starts
-    # at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image ends, so only
-    # the range's last pixels need smaller tiles.
+    # conv(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib): the output
+    # pixels p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's window
+    # starts at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image ends, so
+    # only the range's last pixels need smaller tiles. Groups of _GROUP tiles take the
+    # window ib rows at a time, so that block of the filter is read from L1 by all of
+    # them instead of the whole filter from L2 by each (ib = kh: no blocking).
     fn = _Fn(f"define void @conv({t}* noalias %x, {t}* noalias %f, {t}* noalias %out, "
              "i64 %p0, i64 %p1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
-             "i64 %kh, i64 %kwc) {")
+             "i64 %kh, i64 %kwc, i64 %ib) {")
     per_image = fn.mul("%oh", "%ow")
 
     def windows(p: str, mr: int) -> list[str]:
@@ -289,18 +293,63 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
                                               fn.mul(ox, "%xs"))))
         return out
 
+    def call(xs: list[str], p: str, c0: int, nv: int, i0: str, i1: str, acc: str) -> None:
+        args = ", ".join(f"{t}* {x}" for x in xs)
+        fw = fn.gep(t, "%f", str(c0))
+        oo = fn.gep(t, "%out", fn.add(fn.mul(p, str(oc)), str(c0)))
+        fn.lines.append(f"  call void @tile_{len(xs)}_{nv}({args}, {t}* {fw}, {t}* {oo}, "
+                        f"i64 {i0}, i64 {i1}, i64 %kwc, i64 %wpc, i64 {acc})")
+
+    span = _GROUP * mr_max
+    groups = fn.op(f"sdiv i64 {fn.op('sub i64 %p1, %p0')}, {span}")
+    blocks = fn.op(f"sdiv i64 {fn.add('%kh', fn.op('sub i64 %ib, 1'))}, %ib")
+
+    def over_g(g: str, _: list[str]) -> list[str]:
+        gp = fn.add("%p0", fn.mul(g, str(span)))
+        xs = windows(gp, span)
+        for c0, nv in chunks:
+            def over_b(b: str, _: list[str], c0: int = c0, nv: int = nv) -> list[str]:
+                i0 = fn.mul(b, "%ib")
+                i1 = fn.add(i0, "%ib")
+                i1 = fn.op(f"select i1 {fn.op(f'icmp slt i64 {i1}, %kh')}, i64 {i1}, i64 %kh")
+                acc = fn.op(f"zext i1 {fn.op(f'icmp sgt i64 {b}, 0')} to i64")
+                for k in range(_GROUP):
+                    call(xs[k * mr_max:(k + 1) * mr_max], fn.add(gp, str(k * mr_max)), c0, nv,
+                         i0, i1, acc)
+                return []
+
+            fn.loop("0", blocks, [], over_b, guard=False)
+        return []
+
+    fn.loop("0", groups, [], over_g, guard=True)
+
     def tile(p: str, mr: int) -> None:
         xs = windows(p, mr)
-        ow = fn.gep(t, "%out", fn.mul(p, str(oc)))
         for c0, nv in chunks:
-            args = ", ".join(f"{t}* {x}" for x in xs)
-            fw, oo = fn.gep(t, "%f", str(c0)), fn.gep(t, ow, str(c0))
-            fn.lines.append(f"  call void @tile_{mr}_{nv}({args}, {t}* {fw}, {t}* {oo}, "
-                            "i64 %kh, i64 %kwc, i64 %wpc)")
+            call(xs, p, c0, nv, "0", "%kh", "0")
 
-    _tiled(fn, "%p0", "%p1", mr_max, tile)
+    _tiled(fn, fn.add("%p0", fn.mul(groups, str(span))), "%p1", mr_max, tile)
     funcs.append(fn.finish())
     return _module(t, ln, funcs)
+
+
+# Tiles that share a block of the filter (see ``conv``).
+_GROUP = 4
+
+
+def _load_or_zero(fn: _Fn, t: str, vt: str, ln: int, mr: int, nv: int, src: str, ld: str,
+                  flag: str) -> list[str]:
+    """The tile at ``src`` when ``flag != 0``, else zeros."""
+    load, zero, join = fn.name("A")[1:], fn.name("Z")[1:], fn.name("J")[1:]
+    cond = fn.op(f"icmp ne i64 {flag}, 0")
+    fn.lines.append(f"  br i1 {cond}, label %{load}, label %{zero}")
+    fn.label(load)
+    loaded = _load_tile(fn, t, vt, ln, mr, nv, src, ld)
+    fn.lines.append(f"  br label %{join}")
+    fn.label(zero)
+    fn.lines.append(f"  br label %{join}")
+    fn.label(join)
+    return [fn.op(f"phi {vt} [{v}, %{load}], [zeroinitializer, %{zero}]") for v in loaded]
 
 
 def _tiled(fn: _Fn, start: str, end: str, mr_max: int,
@@ -407,7 +456,8 @@ def _module(t: str, ln: int, funcs: list[str]) -> str:
             + "\n\n".join(funcs) + "\n")
 
 
-_ARGS = (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 10
+_ARGS = {"conv": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 11,
+         "wgrad": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 10}
 
 
 def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
@@ -426,7 +476,7 @@ def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
             engine.finalize_object()
             _engines.append(engine)
             # ctypes releases the GIL for the call: pieces run in parallel threads.
-            fn = ctypes.CFUNCTYPE(None, *_ARGS)(engine.get_function_address(kind))
+            fn = ctypes.CFUNCTYPE(None, *_ARGS[kind])(engine.get_function_address(kind))
             _kernels[key] = fn
     return fn
 
@@ -439,8 +489,10 @@ def conv_kernel(dtype: Any, oc: int) -> Callable[..., None]:
       oc: output channels, a multiple of :func:`lanes`.
 
     Returns:
-      ``fn(x, f, out, q0, q1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc)`` on data
-      addresses; see the module docstring.
+      ``fn(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib)`` on data
+      addresses: output pixels ``p0..p1`` (``p = (n*oh + oy)*ow + ox``), whose window
+      element ``(i, k)`` is at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` and
+      meets filter row ``i*kwc + k``; ``ib`` window rows at a time (1 <= ib <= kh).
     """
     return _compile("conv", np.dtype(dtype), oc)
 

@@ -367,9 +367,17 @@ def _padded(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
     if top == left == 0 and (hp, wp) == (h, w):
         return np.ascontiguousarray(x)
     xp = _scratch(n * hp * wp * c, x.dtype).reshape(n, hp, wp, c)
-    xp.fill(0)
+    # Zeros for the border only: the interior is written once, by the copy.
+    xp[:, :top] = 0
+    xp[:, top + h:] = 0
+    xp[:, top:top + h, :left] = 0
+    xp[:, top:top + h, left + w:] = 0
     xp[:, top:top + h, left:left + w] = x
     return xp
+
+
+# A filter up to this size is read from L1 by every tile of the register-blocked kernels.
+_L1_BYTES = 32 << 10
 
 
 def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) -> None:
@@ -381,7 +389,10 @@ def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) 
     fn = convkernels.conv_kernel(x.dtype, oc)
     f = np.ascontiguousarray(f)
     addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data)
-    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
+    # Window rows at a time when the filter outgrows L1 (then a block of it is read from
+    # there by several tiles; see convkernels.conv).
+    ib = 1 if f.nbytes > _L1_BYTES else kh
+    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib)
     _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh * ow, out.size * kh * kw * c)
 
 
