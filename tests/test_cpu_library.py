@@ -335,6 +335,15 @@ def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
         assert seen[-1] == 2
 
 
+def test_products_run_plain_numpy_when_no_blas_is_found(monkeypatch):
+    monkeypatch.setattr(blas, "_controllers", [])
+    assert blas.threads() == 1
+    a = np.arange(12, dtype=np.float64).reshape(3, 4)
+    out = np.empty((3, 3))
+    blas.matmul(a, a.T, out)
+    np.testing.assert_array_equal(out, a @ a.T)
+
+
 def test_matmul_rows_split_over_threads_match():
     rng = np.random.default_rng(2)
     a, b = rand(rng, (300, 40), np.float32), rand(rng, (40, 33), np.float32)
