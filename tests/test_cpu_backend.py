@@ -322,6 +322,49 @@ def test_second_process_compiles_nothing_and_damage_is_recovered(tmp_path):
     assert fourth["ok"]
 
 
+_CONV_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import graphflow as gf
+    from graphflow.kernels.cpu import convkernels
+    lanes = convkernels.lanes(np.float32)
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((2, 6, 7, 3), dtype=np.float32)
+    fv = rng.standard_normal((3, 3, 3, lanes), dtype=np.float32)
+    x = gf.placeholder(gf.float32, [None, 6, 7, 3])
+    y = gf.nn.conv2d(x, gf.constant(fv), [1, 1, 1, 1], "SAME")
+    with gf.Session(backend="cpu") as s:
+        out = s.run(y, {x: xv})
+    with gf.Session(backend="reference") as s:
+        ref = s.run(y, {x: xv})
+    ok = bool(np.allclose(out, ref, rtol=1e-5, atol=1e-5))
+    print(json.dumps(dict(convkernels.stats, ok=ok)))
+""")
+
+
+def test_conv_kernels_machine_code_is_cached_across_processes(tmp_path):
+    env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1",
+               GRAPHFLOW_JIT_WARMUP="0")
+
+    def child():
+        r = subprocess.run([sys.executable, "-c", _CONV_CHILD], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    first = child()
+    assert first["ok"] and first["compiled"] >= 1 and first["loaded"] == 0
+    second = child()
+    assert second["ok"] and second["compiled"] == 0 and second["loaded"] == first["compiled"]
+    for p in (tmp_path / "kernels").glob("obj_*.o"):  # damaged: compiled again, not loaded
+        data = bytearray(p.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        p.write_bytes(bytes(data))
+    third = child()
+    assert third["ok"] and third["compiled"] == first["compiled"] and third["loaded"] == 0
+    assert child()["loaded"] == first["compiled"]  # and the entries were rewritten
+
+
 def test_two_processes_fill_one_cache_at_once(tmp_path):
     env = dict(os.environ, GRAPHFLOW_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1",
                GRAPHFLOW_JIT_MIN_SIZE="0")

@@ -49,7 +49,8 @@ from numba.core import config as _numba_config
 import graphflow
 
 __all__ = ["KEY_PARTS", "cache_dir", "call_kernel", "clear", "compile_stats", "entries",
-           "explain_miss", "kernel_key", "key_parts", "load_kernel", "stats"]
+           "explain_miss", "kernel_key", "key_parts", "load_kernel", "object_path",
+           "read_object", "stats", "write_object"]
 
 logger = logging.getLogger("graphflow.kernels.cache")
 
@@ -158,11 +159,15 @@ def kernel_key(source: str, signature: str) -> str:
     return _digest(key_parts(source, signature))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        if isinstance(data, bytes):
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -170,6 +175,39 @@ def _write_atomic(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+_OBJECT_MAGIC = b"graphflow-object-1\n"
+
+
+def object_path(text: str) -> Path:
+    """Where machine code compiled from ``text`` (e.g. an LLVM IR module) is cached: keyed
+    by the text and the environment (versions, CPU) like a kernel."""
+    parts = {"text": text, **_environment(), "features": _llvm.get_host_cpu_features().flatten()}
+    h = hashlib.sha256()
+    for name in sorted(parts):
+        h.update(f"{name}={parts[name]}".encode())
+        h.update(b"\0")
+    return cache_dir() / f"obj_{h.hexdigest()[:32]}.o"
+
+
+def read_object(path: Path) -> bytes | None:
+    """The cached object code at ``path``, or None when it is missing or damaged (its
+    checksum does not match: a damaged entry is compiled again, never loaded)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_OBJECT_MAGIC)
+    if data[:head] != _OBJECT_MAGIC or len(data) < head + 32:
+        return None
+    digest, body = data[head:head + 32], data[head + 32:]
+    return body if hashlib.sha256(body).digest() == digest else None
+
+
+def write_object(path: Path, body: bytes) -> None:
+    """Stores object code at ``path`` atomically, with its checksum."""
+    _write_atomic(path, _OBJECT_MAGIC + hashlib.sha256(body).digest() + body)
 
 
 def _timestamp(t: float) -> str:

@@ -23,7 +23,9 @@ Two kernels, both with a tile of ``mr x nv`` vectors of accumulators:
 Sums run in a different order from the reference's (per tap, then channel),
 so results differ from it by rounding only. Strides and sizes are run-time
 arguments; a module is compiled per (kernel, dtype, output channels), in
-about 20-60 ms, and kept for the process (no disk cache: Numba is not involved).
+about 20-60 ms, kept for the process, and its machine code stored in the
+kernel cache (:mod:`cache`: keyed by the IR text, versions and CPU, with a
+checksum), so a later process loads it instead.
 """
 
 from __future__ import annotations
@@ -36,13 +38,17 @@ from typing import Any
 import llvmlite.binding as llvm
 import numpy as np
 
-__all__ = ["available", "conv_kernel", "wgrad_kernel", "lanes"]
+from graphflow.kernels.cpu import cache
+
+__all__ = ["available", "conv_kernel", "lanes", "stats", "wgrad_kernel"]
 
 _lock = threading.Lock()
 _machine: Any = None
 _wide = False  # 64-byte vectors and 32 vector registers (AVX-512)
 _engines: list[Any] = []  # compiled modules stay alive for the process
 _kernels: dict[tuple, Callable[..., None]] = {}
+# Modules this process compiled, or loaded from the kernel cache (for tests and tools).
+stats = {"compiled": 0, "loaded": 0}
 
 
 def _target() -> Any:
@@ -473,7 +479,18 @@ def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
             mod = llvm.parse_assembly(source)
             mod.verify()
             engine = llvm.create_mcjit_compiler(mod, machine)
+            # The machine code goes to the kernel cache: a later process loads it
+            # instead of compiling (a damaged entry fails its checksum: compiled again).
+            path = cache.object_path(source)
+            cached = cache.read_object(path)
+
+            def store(_module: Any, body: bytes) -> None:
+                if cached is None:
+                    cache.write_object(path, bytes(body))
+
+            engine.set_object_cache(store, lambda _module: cached)
             engine.finalize_object()
+            stats["loaded" if cached is not None else "compiled"] += 1
             _engines.append(engine)
             # ctypes releases the GIL for the call: pieces run in parallel threads.
             fn = ctypes.CFUNCTYPE(None, *_ARGS[kind])(engine.get_function_address(kind))
