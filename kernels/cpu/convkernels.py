@@ -234,11 +234,15 @@ def _ptr_params(t: str, mr: int, name: str) -> str:
     return ", ".join(f"{t}* %{name}{r}" for r in range(mr))
 
 
-def _conv_module(dtype: np.dtype, oc: int) -> str:
+def _types(dtype: np.dtype, oc: int) -> tuple[str, int, str, int, list[tuple[int, int]]]:
+    """(IR element type, lanes, vector type, max tile height, channel chunks)."""
     t = "float" if dtype == np.float32 else "double"
     ln = lanes(dtype)
-    vt = f"<{ln} x {t}>"
-    mr_max, chunks = _plan(oc, dtype)
+    return (t, ln, f"<{ln} x {t}>", *_plan(oc, dtype))
+
+
+def _conv_module(dtype: np.dtype, oc: int) -> str:
+    t, ln, vt, mr_max, chunks = _types(dtype, oc)
     funcs = []
     # tile(xw0.., fw, ow, i0, i1, kwc, wpc, acc): adds the window rows i0..i1 of the
     # tile's pixels to their outputs (acc != 0) or writes them (acc == 0). xw_r is the
@@ -382,10 +386,7 @@ def _tiled(fn: _Fn, start: str, end: str, mr_max: int,
 
 
 def _wgrad_module(dtype: np.dtype, oc: int) -> str:
-    t = "float" if dtype == np.float32 else "double"
-    ln = lanes(dtype)
-    vt = f"<{ln} x {t}>"
-    mr_max, chunks = _plan(oc, dtype)
+    t, ln, vt, mr_max, chunks = _types(dtype, oc)
     funcs = []
     # tile(xk0.., dyo, dfo, n0, n1, oh, ow, shwpc, hpwpc, xs): adds to mr consecutive rows
     # of df (flat [kh * kw * C, oc], from dfo = df + row*oc + oc0) their sums over images

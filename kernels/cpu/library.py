@@ -656,6 +656,16 @@ def _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
 
 
 @_jit
+def _argmax_work(c, taps, x, dx):
+    """Work arrays of :func:`_window_argmax`: per channel the max and the winning tap
+    (held as a float of x's dtype: with the max in the same type, the update is
+    branch-free arithmetic that vectorises, 2x faster), each tap's flat offset, and a
+    one-element array of dx's dtype (ints are converted to it through memory)."""
+    return (np.empty(c, x.dtype), np.empty(c, x.dtype), np.empty(taps, np.uint64),
+            np.empty(1, dx.dtype))
+
+
+@_jit
 def _window_argmax(xf, base, w, c, i0, i1, j0, j1, best, arg, offs, scalar):
     """Per channel, the max (``best``) and the tap that holds it (``arg``, a float of x's
     dtype) over the in-bounds taps ``[i0, i1) x [j0, j1)`` of the window whose top-left
@@ -700,12 +710,7 @@ def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
     oh, ow = g.shape[1], g.shape[2]
     xf, gf, df = x.reshape(-1), g.reshape(-1), dx.reshape(-1)
     uc = _U(c)
-    best = np.empty(c, x.dtype)
-    # The winning tap per channel, held as a float of x's dtype: with best in the same
-    # type, the update below is branch-free arithmetic that vectorises (2x faster).
-    arg = np.empty(c, x.dtype)
-    offs = np.empty(kh * kw, np.uint64)  # flat offset of each in-bounds tap's pixel
-    scalar = np.empty(1, dx.dtype)  # ints converted to the dtype through memory
+    best, arg, offs, scalar = _argmax_work(c, kh * kw, x, dx)
     for n in range(lo, hi):
         for oy in range(oh - 1, -1, -1):
             y0 = oy * sh - pt
@@ -745,10 +750,7 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
     oh, ow = g.shape[1], g.shape[2]
     xf, gf, df = x.reshape(-1), g.reshape(-1), dx.reshape(-1)
     uc = _U(c)
-    best = np.empty(c, x.dtype)
-    arg = np.empty(c, x.dtype)
-    offs = np.empty(kh * kw, np.uint64)
-    scalar = np.empty(1, dx.dtype)
+    best, arg, offs, scalar = _argmax_work(c, kh * kw, x, dx)
     zero = dx.dtype.type(0)
     for n in range(lo, hi):
         for oy in range(oh):
