@@ -376,6 +376,15 @@ def _padded(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
     return xp
 
 
+def _window_input(x: np.ndarray, kh: int, kw: int, geo: tuple) -> np.ndarray:
+    """The convolution input padded so every output's ``kh x kw`` window lies inside it
+    (``geo`` from :func:`_conv_geometry`)."""
+    sh, sw, oh, pt, ow, pl = geo
+    hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
+    wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
+    return _padded(x, pt, pl, hp, wp)
+
+
 # A filter up to this size is read from L1 by every tile of the register-blocked kernels.
 _L1_BYTES = 32 << 10
 
@@ -427,9 +436,7 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
         np.dot(x.reshape(m, c), fm, out=out2)
         return [out]
     if _direct(x.dtype, oc):
-        hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
-        wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
-        _conv_rows(_padded(x, pt, pl, hp, wp), f, out, sh, sw)
+        _conv_rows(_window_input(x, kh, kw, geo), f, out, sh, sw)
         return [out]
     rows = _chunk_rows(kdim)
     few = c <= _FEW_CHANNELS
@@ -538,9 +545,8 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
     if kh == kw == 1 and sh == sw == 1:
         return [np.dot(x.reshape(m, c).T, dy2).reshape(fshape)]
     if _direct(x.dtype, oc):
-        hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
-        wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
-        xp = _padded(x, pt, pl, hp, wp)
+        xp = _window_input(x, kh, kw, geo)
+        hp, wp = xp.shape[1], xp.shape[2]
         fn = convkernels.wgrad_kernel(x.dtype, oc)
         rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
 
