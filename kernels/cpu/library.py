@@ -89,9 +89,7 @@ def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
     if parts <= 1:
         return [fn(0, n)]
     bounds = [n * k // parts for k in range(parts + 1)]
-    futures = [threads.executor().submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    first = fn(bounds[0], bounds[1])  # the calling thread takes a piece too
-    return [first] + [f.result() for f in futures]
+    return threads.run_parallel([(fn, (bounds[k], bounds[k + 1])) for k in range(parts)])
 
 
 _SCRATCH = threading.local()

@@ -546,11 +546,7 @@ def _run_chunks(fn: Any, views: list[np.ndarray], n_in: int, extra: list[int],
     def part(lo: int, hi: int) -> list[Any]:
         return [v if w else v[lo:hi] for v, w in zip(views, whole)] + [hi - lo] + extra[1:]
 
-    futures = [threads.executor().submit(fn, *part(lo, hi)) for lo, hi in chunks[1:]]
-    lo, hi = chunks[0]
-    cache.call_kernel(fn, part(lo, hi))
-    for f in futures:
-        f.result()
+    threads.run_parallel([(cache.call_kernel, (fn, part(lo, hi))) for lo, hi in chunks])
 
 
 def lower_reduction(step: KernelStep, fallback: _CompiledKernel,
