@@ -6,9 +6,9 @@ graphflow's own threads for the rest of the step: a cnn training step whose
 only BLAS calls were three small products (64x3136x10) ran 46 ms instead of
 31 ms. Products too small to gain from threads (:data:`SMALL`) therefore run
 with the BLAS set to one thread for the call, so its workers stay asleep;
-large ones keep the BLAS's own threading, which beats splitting them over
-graphflow's threads (0.88 ms against 1.16 ms for 256x784x512: its workers
-spin, ours sleep, and waking a sleeping core costs ~70 us on a VM).
+large ones keep the BLAS's own threading, which beat splitting them over
+graphflow's threads (0.88 ms against 1.16 ms for 256x784x512, measured before
+graphflow's pool spun between pieces, when each hand-off woke a sleeping core).
 
 The BLAS is found and its thread count set through ``threadpoolctl``, which
 knows the symbol names of OpenBLAS, MKL and BLIS builds.

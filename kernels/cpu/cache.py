@@ -138,9 +138,9 @@ def key_parts(source: str, signature: str) -> dict[str, str]:
             **_environment()}
 
 
-def _digest(parts: dict[str, Any]) -> str:
+def _digest(parts: dict[str, Any], names: Any = KEY_PARTS) -> str:
     h = hashlib.sha256()
-    for name in KEY_PARTS:
+    for name in names:
         h.update(f"{name}={parts[name]}".encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -184,11 +184,7 @@ def object_path(text: str) -> Path:
     """Where machine code compiled from ``text`` (e.g. an LLVM IR module) is cached: keyed
     by the text and the environment (versions, CPU) like a kernel."""
     parts = {"text": text, **_environment(), "features": _llvm.get_host_cpu_features().flatten()}
-    h = hashlib.sha256()
-    for name in sorted(parts):
-        h.update(f"{name}={parts[name]}".encode())
-        h.update(b"\0")
-    return cache_dir() / f"obj_{h.hexdigest()[:32]}.o"
+    return cache_dir() / f"obj_{_digest(parts, sorted(parts))}.o"
 
 
 def read_object(path: Path) -> bytes | None:
