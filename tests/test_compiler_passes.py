@@ -512,3 +512,65 @@ def test_relu_gradients_without_zeros_match_the_interpreter(backend):
     with gf.Session(backend=backend) as s:
         got = s.run(dx, {x: xs})
     np.testing.assert_array_equal(got, want)
+
+
+# --- relu after max pooling: one gradient op ------------------------------------------------
+def _relu_pool_grad(ksize, strides, padding, shape=(None, 6, 7, 3)):
+    x, w = ph(shape=shape, name="x"), ph(shape=None, name="w")
+    m = gf.nn.max_pool(gf.nn.relu(x), ksize, strides, padding)
+    return gf.gradients(gf.reduce_sum(m * w), x)[0], [x, w]
+
+
+def test_relu_after_max_pool_has_one_gradient_op():
+    fetch, feeds = build(lambda: _relu_pool_grad([1, 2, 2, 1], [1, 2, 2, 1], "VALID"))
+    report = compiler.explain(fetch, feeds).report["simplify"].details["fired"]
+    assert report["relu_max_pool_grad"] == 1
+    types = [n.type for n in after(fetch, feeds).nodes]
+    assert "_MaxPoolReluGrad" in types
+    assert "MaxPoolGrad" not in types and "Greater" not in types
+
+
+def test_relu_max_pool_grad_needs_the_pool_input_above_a_positive_zero():
+    def select(cond, zero):
+        def fn():
+            x, y, g = ph(shape=(2, 4, 4, 3), name="x"), ph(shape=(2, 4, 4, 3), name="y"), \
+                ph(shape=(2, 2, 2, 3), name="g")
+            r = gf.nn.relu(x)
+            m = gf.nn.max_pool(r, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+            mpg = gf.gradients(m, r, grad_ys=g)[0]  # MaxPoolGrad(r, m, g)
+            return gf.where_v2(cond(r, y), mpg, gf.constant(zero)), [x, y, g]
+        return fn
+
+    assert_unchanged(select(lambda r, y: r > 0, -0.0))  # the select gives -0.0
+    assert_unchanged(select(lambda r, y: r > 1, 0.0))
+    assert_unchanged(select(lambda r, y: r >= 0, 0.0))
+    assert_unchanged(select(lambda r, y: y > 0, 0.0))  # not the pool's input
+
+
+_POOLS = [([1, 2, 2, 1], [1, 2, 2, 1], "VALID"),   # windows tile the input
+          ([1, 3, 3, 1], [1, 3, 3, 1], "VALID"),   # ... with a remainder no window reads
+          ([1, 2, 2, 1], [1, 2, 2, 1], "SAME"),    # ... with a padded last window
+          ([1, 3, 3, 1], [1, 2, 2, 1], "SAME"),    # overlapping windows
+          ([1, 2, 3, 1], [1, 1, 2, 1], "VALID")]
+
+
+@pytest.mark.parametrize("pool", _POOLS)
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_relu_max_pool_grad_matches_the_interpreter(pool, backend):
+    # Ties (at relu's zeros and above), NaN, inf, -0.0 in the input; NaN and -0.0 in the
+    # gradient: the fused op must agree with where(r > 0, MaxPoolGrad(r, ...), 0) bit for bit.
+    rng = np.random.default_rng(7)
+    with gf.Graph().as_default():
+        dx, (x, w) = _relu_pool_grad(*pool)
+        values = np.array([-1.0, 0.0, -0.0, 1.0, 2.0, np.nan, np.inf, -np.inf, 0.5],
+                          np.float32)
+        xs = rng.choice(values, (4, 6, 7, 3)).astype(np.float32)
+        xs[0] = rng.standard_normal((6, 7, 3))
+        pooled = gf.nn.max_pool(x, *pool).shape.as_list()[1:]
+        ws = rng.choice(np.array([1.0, -2.0, -0.0, 0.25, np.nan], np.float32), [4, *pooled])
+        with gf.Session(backend="interpreter") as s:
+            want = s.run(dx, {x: xs, w: ws})
+        with gf.Session(backend=backend) as s:
+            got = s.run(dx, {x: xs, w: ws})
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))

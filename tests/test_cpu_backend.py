@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphflow as gf
-from graphflow.kernels.cpu import backend, threads
+from graphflow.kernels.cpu import backend, library, threads
 
 # One kernel cache per module: its kernels compile once, away from the user's cache.
 pytestmark = pytest.mark.usefixtures("module_kernel_cache")
@@ -496,8 +497,10 @@ def test_cnn_training_step_with_library_kernels_and_epilogues_matches(dtype):
             if name == "cpu":
                 exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
                 kinds = {a.anchor.type for a in exe.anchored if a.library is not None}
-                assert {"Conv2D", "MaxPool", "AvgPool", "MaxPoolGrad"} <= kinds, kinds
-                assert any(a.epilogue is not None for a in exe.anchored)
+                assert {"Conv2D", "MaxPool", "AvgPool", "_MaxPoolReluGrad"} <= kinds, kinds
+                conv = next(a for a in exe.anchored if a.anchor.type == "Conv2D")
+                assert [n.type for n in conv.step.nodes] == ["Conv2D", "BiasAdd", "Relu"]
+                assert conv.store_epilogue is not None  # (4 channels: declined at run time)
     tol = 2e-5 if dtype == np.float32 else 1e-11
     for got, want in zip(results["cpu"], results["reference"]):
         for a, b in zip(got, want):
@@ -600,3 +603,54 @@ def test_split_groups_report_errors_of_their_shape_ops():
         with pytest.raises(gf.errors.InvalidArgumentError, match="Reshape"):
             s.run(z, {x: np.zeros(7, np.float32), n: 2})
         assert any(e.split for e in s._cache.values() if hasattr(e, "split"))
+
+
+_CONV_EPILOGUES = {
+    "add": lambda c, b: gf.nn.relu(c + b),
+    "add_on_the_left": lambda c, b: gf.nn.relu(b + c),
+    "bias_add": lambda c, b: gf.nn.relu(gf.nn.bias_add(c, b)),
+    "relu_only": lambda c, b: gf.nn.relu(c),
+    "bias_only": lambda c, b: c + b,
+}
+
+
+@pytest.mark.parametrize("form", sorted(_CONV_EPILOGUES))
+def test_conv_bias_and_relu_are_applied_by_the_conv_kernel(form):
+    rng = np.random.default_rng(8)
+    x = gf.placeholder(gf.float32, [None, 6, 7, 3])
+    f = gf.Variable(rng.standard_normal((3, 3, 3, 16)).astype(np.float32))
+    b = gf.Variable(rng.standard_normal(16).astype(np.float32))
+    y = _CONV_EPILOGUES[form](gf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), b)
+    xs = rng.standard_normal((2, 6, 7, 3)).astype(np.float32)
+    xs[0, 1, 1, 1] = np.nan
+    calls = []
+
+    def spy(*args):
+        out = library.conv2d_epilogue(*args)
+        calls.append(out is not None)
+        return out
+
+    with mock.patch.dict(library.STORE_EPILOGUE, {"Conv2D": spy}):
+        with gf.Session() as s:
+            s.run(gf.global_variables_initializer())
+            got = s.run(y, {x: xs})
+    with gf.Session(backend="reference") as s:
+        s.run(gf.global_variables_initializer())
+        want = s.run(y, {x: xs})
+    assert calls == [True]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_conv_epilogue_stays_a_pass_when_the_conv_result_is_read_too():
+    rng = np.random.default_rng(9)
+    x = gf.placeholder(gf.float32, [None, 5, 5, 2])
+    f = gf.constant(rng.standard_normal((3, 3, 2, 16)).astype(np.float32))
+    c = gf.nn.conv2d(x, f, [1, 1, 1, 1], "VALID")
+    y = gf.nn.relu(c + 1.0)
+    xs = rng.standard_normal((2, 5, 5, 2)).astype(np.float32)
+    with gf.Session() as s:
+        got_c, got_y = s.run([c, y], {x: xs})
+        exe = next(iter(s._cache.values()))
+        assert all(a.store_epilogue is None for a in exe.anchored)
+    np.testing.assert_array_equal(got_y, np.maximum(got_c + np.float32(1), 0))

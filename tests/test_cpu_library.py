@@ -217,6 +217,54 @@ def test_conv_register_blocked_random(op, dtype, n, h, w, c_vec, oc_vec, kh, kw,
         check_sum(node, args, split)
 
 
+def _bias_relu(conv: np.ndarray, bias: np.ndarray | None, relu: bool) -> np.ndarray:
+    """The epilogue as the reference's ops compute it, one after the other."""
+    out = conv if bias is None else conv + bias
+    return np.maximum(out, np.zeros((), out.dtype)) if relu else out
+
+
+@given(dtype=float_dtypes, n=st.integers(1, 2), h=st.integers(1, 8), w=st.integers(1, 14),
+       c=st.sampled_from([1, 3, 16]), oc_vec=st.sampled_from([1, 2, 5]), k=st.integers(1, 5),
+       stride=st.integers(1, 2), padding=paddings, seed=seeds, split=st.booleans(),
+       by_rows=st.booleans(), bias=st.booleans(), relu=st.booleans())
+def test_conv_store_epilogue_is_the_ops_one_after_the_other(dtype, n, h, w, c, oc_vec, k, stride,
+                                                           padding, seed, split, by_rows, bias,
+                                                           relu):
+    # Bit for bit: the tile adds the bias to the sum it would have stored, and relu
+    # keeps NaN and sends -0.0 to +0.0 as NumPy's maximum(x, 0); by_rows applies them in
+    # the last of several window-row blocks.
+    oc = oc_vec * convkernels.lanes(dtype)
+    rng = np.random.default_rng(seed)
+    node = conv_node("Conv2D", dtype, (stride, stride), padding)
+    x, f = conv_args("Conv2D", rng, dtype, (n, h, w, c), (k, k, c, oc), (stride, stride),
+                     padding)
+    x = sprinkle(rng, x, (np.nan, np.inf, -np.inf))
+    b = sprinkle(rng, rand(rng, (oc,), dtype), (-0.0,)) if bias else None
+    with mock.patch.object(library, "_L1_BYTES", 0 if by_rows else library._L1_BYTES), \
+            tiny_pieces(split):
+        got = library.conv2d_epilogue(node, [x, f], b, relu)
+        if got is None:  # the VALID window is larger than the input
+            assert out_size(h, k, stride, padding) == 0 or out_size(w, k, stride, padding) == 0
+            return
+        (conv,) = library.conv2d(node, [x, f])
+    want = _bias_relu(conv, b, relu)
+    np.testing.assert_array_equal(got[0], want)
+    assert np.array_equal(np.signbit(got[0]), np.signbit(want))
+
+
+def test_conv_store_epilogue_declines_what_it_does_not_take():
+    rng = np.random.default_rng(3)
+    lanes = convkernels.lanes(np.float32)
+    node = conv_node("Conv2D", np.float32, (1, 1), "SAME")
+    x, f = conv_args("Conv2D", rng, np.float32, (1, 5, 5, 2), (3, 3, 2, lanes), (1, 1), "SAME")
+    assert library.conv2d_epilogue(node, [x, f], np.ones(lanes, np.float64), True) is None
+    assert library.conv2d_epilogue(node, [x, f], np.ones((5, lanes), np.float32), True) is None
+    assert library.conv2d_epilogue(node, [x, f[..., :3]], None, True) is None  # 3 channels
+    b = np.arange(lanes, dtype=np.float32).reshape(1, 1, 1, lanes)  # [oc] broadcast in 4-D
+    (got,) = library.conv2d_epilogue(node, [x, f], b, False)
+    np.testing.assert_array_equal(got, library.conv2d(node, [x, f])[0] + b)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("op", CONV_OPS)
 def test_conv_tiles_by_window_rows_match(op, dtype):
@@ -351,7 +399,7 @@ def test_matmul_rows_split_over_threads_match():
 
 
 # --- pooling --------------------------------------------------------------------------------
-POOL_OPS = ["MaxPool", "AvgPool", "MaxPoolGrad", "AvgPoolGrad"]
+POOL_OPS = ["MaxPool", "AvgPool", "MaxPoolGrad", "_MaxPoolReluGrad", "AvgPoolGrad"]
 
 
 def pool_node(op: str, dtype: Any, ksize: tuple, strides: tuple, padding: str) -> Any:
@@ -363,8 +411,9 @@ def pool_node(op: str, dtype: Any, ksize: tuple, strides: tuple, padding: str) -
     if op == "AvgPool":
         return node_of(lambda: gf.nn.avg_pool(ph(dtype), attrs["ksize"], attrs["strides"],
                                               padding))
-    if op == "MaxPoolGrad":
-        return node_of(lambda: make("MaxPoolGrad", [ph(dtype), ph(dtype), ph(dtype)], attrs))
+    if op in ("MaxPoolGrad", "_MaxPoolReluGrad"):
+        return node_of(lambda: make(op, [ph(dtype), ph(dtype), ph(dtype)], attrs,
+                                    name="pool_grad"))
     return node_of(lambda: make("AvgPoolGrad", [ph(np.int32, 1), ph(dtype)], attrs))
 
 
@@ -376,7 +425,7 @@ def pool_args(op: str, rng: np.random.Generator, dtype: Any, x_shape: tuple, ksi
     g = rand(rng, (x_shape[0], oh, ow, x_shape[3]), dtype)
     if op in ("MaxPool", "AvgPool"):
         return [x]
-    if op == "MaxPoolGrad":
+    if op in ("MaxPoolGrad", "_MaxPoolReluGrad"):
         return [x, np.zeros_like(g), g]  # orig_output is not read
     return [np.array(x_shape, np.int32), g]
 

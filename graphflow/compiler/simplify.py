@@ -18,6 +18,12 @@ sign of zero included; rules that are only "mathematically" true stay out:
   elementwise op: the filled operand has x's shape, so the op's own broadcasting
   of the scalar gives the same numbers (``where(c, dy, zeros_like(dy))`` in
   gradients stops materialising a tensor of zeros).
+* ``where(r > 0, max_pool_grad(r, m, g), 0)`` -> ``_MaxPoolReluGrad(r, m, g)``: relu's
+  gradient (``r`` its output) after max pooling's, as one op that routes a window's
+  gradient only to a maximum above zero. The select keeps exactly the elements
+  where ``r > 0``, and every element the pool gradient is not zero at is a
+  window's maximum, so the two agree element for element (a NaN maximum is not
+  above zero in either; the select's zero must be +0.0, the pool gradient's own).
 * ``identity(x)``, ``stop_gradient(x)`` -> ``x`` (forward values are equal),
   except an identity of a variable: that is a *read*, and consumers would
   otherwise read later, possibly after a write.
@@ -254,6 +260,23 @@ def fill_operand(rw: Rewriter, n: Node) -> list[Value] | None:
     return None
 
 
+def relu_max_pool_grad(rw: Rewriter, n: Node) -> list[Value] | None:
+    if n.type != "SelectV2" or not n.dtypes[0].is_floating:
+        return None
+    cond, picked, zero = n.inputs
+    mpg, gt = picked[0], cond[0]
+    if (mpg.type != "MaxPoolGrad" or mpg.control_inputs or gt.type != "Greater"
+            or gt.control_inputs or not is_const_filled(zero, 0, negative_zero=False)
+            or not keeps_shape(picked, zero)):
+        return None
+    r, thresh = gt.inputs
+    x = mpg.inputs[0]
+    if (r[0] is not x[0] or r[1] != x[1] or not is_const_filled(thresh, 0)
+            or not keeps_shape(r, thresh)):
+        return None
+    return [rw.make1("_MaxPoolReluGrad", list(mpg.inputs), dict(mpg.attrs), like=n)]
+
+
 # (name, op types the rule looks at, rule), tried in this order.
 RULES = [
     ("identity", ("Identity", "StopGradient", "PlaceholderWithDefault"), identity),
@@ -265,6 +288,7 @@ RULES = [
     ("transpose_chain", ("Transpose",), transpose_chain),
     ("reshape_chain", ("Reshape",), reshape_chain),
     ("cast_chain", ("Cast",), cast_chain),
+    ("relu_max_pool_grad", ("SelectV2",), relu_max_pool_grad),
     ("fill_operand", None, fill_operand),
 ]
 

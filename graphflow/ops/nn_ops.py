@@ -1456,8 +1456,10 @@ def _scatter_taps(per_tap: Any, shape: tuple, k: tuple, s: tuple, pads: tuple, o
     return dxp[:, pt:pt + h, pl:pl + w]
 
 
-def _max_pool_argmax(x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple) -> np.ndarray:
-    """For each output of MaxPool of NHWC ``x``: the index ``i * kw + j`` of its window's max.
+def _max_pool_argmax(x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple,
+                     with_max: bool = False) -> Any:
+    """For each output of MaxPool of NHWC ``x``: the index ``i * kw + j`` of its window's max
+    (and, ``with_max``, that element itself: ``(arg, max)``).
 
     TF's CPU rule (``SpatialMaxPoolWithArgMaxHelper``): the window's in-bounds
     elements are scanned row by row and an element replaces the current best
@@ -1480,7 +1482,7 @@ def _max_pool_argmax(x: np.ndarray, k: tuple, s: tuple, pads: tuple, out: tuple)
         best = np.where(take, cand, best)
         arg = np.where(take, t, arg)
         found = found | ok
-    return arg
+    return (arg, best) if with_max else arg
 
 
 @register
@@ -1559,6 +1561,34 @@ class MaxPoolGrad(_MaxPoolGradOp):
             return _from_nhwc(np.zeros(x.shape, g.dtype), fmt)
         arg = _max_pool_argmax(x, k, s, pads, out)
         zero = np.zeros((), g.dtype)
+        dx = _scatter_taps(lambda i, j: np.where(arg == i * k[1] + j, g, zero), x.shape, k, s,
+                           pads, out, g.dtype)
+        return _from_nhwc(dx, fmt)
+
+
+@register
+class MaxPoolReluGrad(MaxPoolGrad):
+    """Made by the compiler only (``simplify``'s ``relu_max_pool_grad`` rule): MaxPoolGrad
+    followed by relu's gradient, ``where(orig_input > 0, MaxPoolGrad(orig_input, ...), 0)``
+    with orig_input a relu's output, as one op. Each output's gradient goes to its
+    window's first maximum only when that maximum is greater than zero (a NaN maximum
+    is not): the other elements of the input are zero in both forms.
+    """
+
+    type = "_MaxPoolReluGrad"
+    grad = None
+
+    def reference(self, op, inputs, ctx):
+        fmt, x, g, k, s, pads, out = self.run(op, inputs)
+        n, h, w, c = x.shape
+        if g.shape != (n, out[0], out[1], c):
+            raise _invalid(f"MaxPoolGrad: grad has shape {list(g.shape)}, expected "
+                           f"{[n, out[0], out[1], c]} (NHWC)")
+        if not (out[0] and out[1] and n and c):
+            return _from_nhwc(np.zeros(x.shape, g.dtype), fmt)
+        arg, best = _max_pool_argmax(x, k, s, pads, out, with_max=True)
+        zero = np.zeros((), g.dtype)
+        g = np.where(best > 0, g, zero)
         dx = _scatter_taps(lambda i, j: np.where(arg == i * k[1] + j, g, zero), x.shape, k, s,
                            pads, out, g.dtype)
         return _from_nhwc(dx, fmt)

@@ -408,6 +408,11 @@ class AnchorKernel:
             self.epilogue_stores = [out_at[(v[0].id, v[1])] for v in outs]
             self.local_size = len(ins) + len(outs)
         self.has_epilogue = bool(epilogue)
+        # (library fn, bias buffer or None, relu, store buffer): an epilogue the library
+        # kernel applies as it stores its result (see _store_epilogue).
+        self.store_epilogue = _store_epilogue(anchor, epilogue, where, self.anchor_stores,
+                                              [out_at[(v[0].id, v[1])] for v in outs]
+                                              if epilogue else [])
 
     def run(self, env: list[Any], state: RunState) -> None:
         args = []
@@ -416,6 +421,17 @@ class AnchorKernel:
             if isinstance(v, VarRef):
                 v = v.read(_user_op(self.anchor))
             args.append(v)
+        if self.store_epilogue is not None:
+            fn, bias_at, relu, store = self.store_epilogue
+            bias = None
+            if bias_at is not None:
+                bias = env[bias_at]
+                if isinstance(bias, VarRef):
+                    bias = bias.read(_user_op(self.anchor))
+            results = fn(self.anchor, args, bias, relu)
+            if results is not None:
+                env[store] = results[0]
+                return
         if self.library is not None:
             results = self.library(self.anchor, args)
         else:
@@ -431,6 +447,44 @@ class AnchorKernel:
         n_in = len(self.sources)
         for k, b in enumerate(self.epilogue_stores):
             env[b] = local[n_in + k]
+
+
+def _store_epilogue(anchor: Node, epilogue: list[Node], where: dict, anchor_stores: list,
+                    stores: list[int]) -> tuple | None:
+    """``(library fn, bias buffer or None, relu, store buffer)`` when ``epilogue`` is a
+    bias add and/or a relu of the anchor's only result, which nothing else reads, and the
+    library has a kernel applying them as it stores (:data:`library.STORE_EPILOGUE`);
+    else None. The kernel may still decline at run time (then the step runs as usual)."""
+    from graphflow.kernels.cpu import library
+
+    fn = library.STORE_EPILOGUE.get(anchor.type)
+    if fn is None or not epilogue or anchor_stores or len(stores) != 1 or len(epilogue) > 2:
+        return None
+    dtype = anchor.dtypes[0]
+    if any(n.num_outputs != 1 or n.dtypes[0] is not dtype or n.control_inputs
+           for n in epilogue):
+        return None
+    last, bias_at = (anchor, 0), None
+    nodes = list(epilogue)
+    first = nodes[0]
+    if first.type in ("Add", "AddV2", "BiasAdd"):
+        if first.type == "BiasAdd" and first.attrs.get("data_format", "NHWC") != "NHWC":
+            return None
+        a, b = first.inputs
+        if b[0] is anchor:
+            a, b = b, a
+        if a[0] is not anchor or a[1] != 0 or b[0] is anchor or b[0].dtypes[b[1]] is not dtype:
+            return None
+        bias_at = where[(b[0].id, b[1])]
+        last = (first, 0)
+        nodes.pop(0)
+    if nodes:
+        relu = nodes[0]
+        if relu.type != "Relu" or relu.inputs[0][0] is not last[0] or relu.inputs[0][1] != 0:
+            return None
+    elif bias_at is None:
+        return None
+    return fn, bias_at, bool(nodes), stores[0]
 
 
 class SplitKernel:

@@ -40,7 +40,8 @@ import numpy as np
 
 from graphflow.kernels.cpu import cache
 
-__all__ = ["available", "conv_kernel", "lanes", "stats", "wgrad_kernel"]
+__all__ = ["ACC", "BIAS", "RELU", "available", "conv_kernel", "lanes", "stats",
+           "wgrad_kernel"]
 
 _lock = threading.Lock()
 _machine: Any = None
@@ -244,15 +245,16 @@ def _types(dtype: np.dtype, oc: int) -> tuple[str, int, str, int, list[tuple[int
 def _conv_module(dtype: np.dtype, oc: int) -> str:
     t, ln, vt, mr_max, chunks = _types(dtype, oc)
     funcs = []
-    # tile(xw0.., fw, ow, i0, i1, kwc, wpc, acc): adds the window rows i0..i1 of the
-    # tile's pixels to their outputs (acc != 0) or writes them (acc == 0). xw_r is the
-    # window of pixel r (its top-left input element); fw = f + oc0, rows of oc; ow =
-    # out + oc0 at pixel 0, the tile's pixels being consecutive in out.
+    # tile(xw0.., fw, ow, bw, i0, i1, kwc, wpc, mode): adds the window rows i0..i1 of
+    # the tile's pixels to their outputs (mode & ACC) or writes them, then adds the bias
+    # (mode & BIAS) and applies relu (mode & RELU). xw_r is the window of pixel r (its
+    # top-left input element); fw = f + oc0, rows of oc; ow = out + oc0 at pixel 0, the
+    # tile's pixels being consecutive in out; bw = bias + oc0.
     for mr in _tile_sizes(mr_max):
         for nv in sorted({nv for _, nv in chunks}):
             fn = _Fn(f"define internal void @tile_{mr}_{nv}({_ptr_params(t, mr, 'xw')}, "
-                     f"{t}* noalias %fw, {t}* noalias %ow, i64 %i0, i64 %i1, i64 %kwc, "
-                     "i64 %wpc, i64 %acc) {")
+                     f"{t}* noalias %fw, {t}* noalias %ow, {t}* noalias %bw, i64 %i0, "
+                     "i64 %i1, i64 %kwc, i64 %wpc, i64 %mode) {")
             rows = [f"%xw{r}" for r in range(mr)]
 
             def over_i(i: str, acc: list[str], fn: _Fn = fn, nv: int = nv,
@@ -266,19 +268,22 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
 
                 return fn.loop("0", "%kwc", [(vt, a) for a in acc], over_k, guard=False)
 
-            init = _load_or_zero(fn, t, vt, ln, mr, nv, "%ow", str(oc), "%acc")
+            init = _load_or_zero(fn, t, vt, ln, mr, nv, "%ow", str(oc),
+                                 fn.op(f"and i64 %mode, {ACC}"))
             acc = fn.loop("%i0", "%i1", [(vt, a) for a in init], over_i, guard=False)
+            acc = _epilogue(fn, t, vt, ln, nv, acc, "%bw", "%mode")
             _store_tile(fn, t, vt, ln, mr, nv, "%ow", str(oc), acc)
             funcs.append(fn.finish())
-    # conv(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib): the output
-    # pixels p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's window
-    # starts at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image ends, so
-    # only the range's last pixels need smaller tiles. Groups of _GROUP tiles take the
-    # window ib rows at a time, so that block of the filter is read from L1 by all of
-    # them instead of the whole filter from L2 by each (ib = kh: no blocking).
+    # conv(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi): the
+    # output pixels p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's
+    # window starts at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image
+    # ends, so only the range's last pixels need smaller tiles. Groups of _GROUP tiles
+    # take the window ib rows at a time, so that block of the filter is read from L1 by
+    # all of them instead of the whole filter from L2 by each (ib = kh: no blocking).
+    # epi (BIAS | RELU bits) is applied by the last block, as the tile is stored.
     fn = _Fn(f"define void @conv({t}* noalias %x, {t}* noalias %f, {t}* noalias %out, "
-             "i64 %p0, i64 %p1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
-             "i64 %kh, i64 %kwc, i64 %ib) {")
+             f"{t}* noalias %bias, i64 %p0, i64 %p1, i64 %oh, i64 %ow, i64 %shwpc, "
+             "i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc, i64 %ib, i64 %epi) {")
     per_image = fn.mul("%oh", "%ow")
 
     def windows(p: str, mr: int) -> list[str]:
@@ -303,12 +308,13 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
                                               fn.mul(ox, "%xs"))))
         return out
 
-    def call(xs: list[str], p: str, c0: int, nv: int, i0: str, i1: str, acc: str) -> None:
+    def call(xs: list[str], p: str, c0: int, nv: int, i0: str, i1: str, mode: str) -> None:
         args = ", ".join(f"{t}* {x}" for x in xs)
         fw = fn.gep(t, "%f", str(c0))
         oo = fn.gep(t, "%out", fn.add(fn.mul(p, str(oc)), str(c0)))
+        bw = fn.gep(t, "%bias", str(c0))
         fn.lines.append(f"  call void @tile_{len(xs)}_{nv}({args}, {t}* {fw}, {t}* {oo}, "
-                        f"i64 {i0}, i64 {i1}, i64 %kwc, i64 %wpc, i64 {acc})")
+                        f"{t}* {bw}, i64 {i0}, i64 {i1}, i64 %kwc, i64 %wpc, i64 {mode})")
 
     span = _GROUP * mr_max
     groups = fn.op(f"sdiv i64 {fn.op('sub i64 %p1, %p0')}, {span}")
@@ -323,9 +329,11 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
                 i1 = fn.add(i0, "%ib")
                 i1 = fn.op(f"select i1 {fn.op(f'icmp slt i64 {i1}, %kh')}, i64 {i1}, i64 %kh")
                 acc = fn.op(f"zext i1 {fn.op(f'icmp sgt i64 {b}, 0')} to i64")
+                last = fn.op(f"icmp eq i64 {i1}, %kh")
+                mode = fn.op(f"or i64 {acc}, {fn.op(f'select i1 {last}, i64 %epi, i64 0')}")
                 for k in range(_GROUP):
                     call(xs[k * mr_max:(k + 1) * mr_max], fn.add(gp, str(k * mr_max)), c0, nv,
-                         i0, i1, acc)
+                         i0, i1, mode)
                 return []
 
             fn.loop("0", blocks, [], over_b, guard=False)
@@ -336,7 +344,7 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
     def tile(p: str, mr: int) -> None:
         xs = windows(p, mr)
         for c0, nv in chunks:
-            call(xs, p, c0, nv, "0", "%kh", "0")
+            call(xs, p, c0, nv, "0", "%kh", "%epi")
 
     _tiled(fn, fn.add("%p0", fn.mul(groups, str(span))), "%p1", mr_max, tile)
     funcs.append(fn.finish())
@@ -345,6 +353,46 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
 
 # Tiles that share a block of the filter (see ``conv``).
 _GROUP = 4
+
+# Bits of a conv tile's mode: add to the output (else write it); then add the bias;
+# then relu.
+ACC, BIAS, RELU = 1, 2, 4
+
+
+def _epilogue(fn: _Fn, t: str, vt: str, ln: int, nv: int, acc: list[str], bias: str,
+              mode: str) -> list[str]:
+    """``acc`` (rows of ``nv`` vectors) plus the bias vectors at ``bias`` when ``mode &
+    BIAS``, then through relu when ``mode & RELU``: ``x if x > 0 or x is NaN else +0``,
+    NumPy's ``maximum(x, 0)`` (the reference's) bit for bit."""
+    def when(bit: int, body: Callable[[], list[str]], acc: list[str]) -> list[str]:
+        yes, done = fn.name("E")[1:], fn.name("F")[1:]
+        pre = fn.block
+        on = fn.op(f"icmp ne i64 {fn.op(f'and i64 {mode}, {bit}')}, 0")
+        fn.lines.append(f"  br i1 {on}, label %{yes}, label %{done}")
+        fn.label(yes)
+        new = body()
+        end = fn.block
+        fn.lines.append(f"  br label %{done}")
+        fn.label(done)
+        return [fn.op(f"phi {vt} [{a}, %{pre}], [{b}, %{end}]") for a, b in zip(acc, new)]
+
+    def add_bias(acc: list[str] = acc) -> list[str]:
+        bs = []
+        for q in range(nv):
+            pv = fn.op(f"bitcast {t}* {fn.gep(t, bias, str(q * ln))} to {vt}*", "p")
+            bs.append(fn.op(f"load {vt}, {vt}* {pv}, align {_align(t)}"))
+        return [fn.op(f"fadd {vt} {a}, {bs[k % nv]}") for k, a in enumerate(acc)]
+
+    acc = when(BIAS, add_bias, acc)
+
+    def relu(acc: list[str] = acc) -> list[str]:
+        out = []
+        for a in acc:
+            keep = fn.op(f"fcmp ugt {vt} {a}, zeroinitializer")
+            out.append(fn.op(f"select <{ln} x i1> {keep}, {vt} {a}, {vt} zeroinitializer"))
+        return out
+
+    return when(RELU, relu, acc)
 
 
 def _load_or_zero(fn: _Fn, t: str, vt: str, ln: int, mr: int, nv: int, src: str, ld: str,
@@ -463,7 +511,7 @@ def _module(t: str, ln: int, funcs: list[str]) -> str:
             + "\n\n".join(funcs) + "\n")
 
 
-_ARGS = {"conv": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 11,
+_ARGS = {"conv": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 12,
          "wgrad": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 10}
 
 
@@ -507,10 +555,12 @@ def conv_kernel(dtype: Any, oc: int) -> Callable[..., None]:
       oc: output channels, a multiple of :func:`lanes`.
 
     Returns:
-      ``fn(x, f, out, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib)`` on data
-      addresses: output pixels ``p0..p1`` (``p = (n*oh + oy)*ow + ox``), whose window
-      element ``(i, k)`` is at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` and
-      meets filter row ``i*kwc + k``; ``ib`` window rows at a time (1 <= ib <= kh).
+      ``fn(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi)`` on
+      data addresses: output pixels ``p0..p1`` (``p = (n*oh + oy)*ow + ox``), whose
+      window element ``(i, k)`` is at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` and
+      meets filter row ``i*kwc + k``; ``ib`` window rows at a time (1 <= ib <= kh);
+      ``epi``: :data:`BIAS` (add ``bias[oc]``, else ``bias`` may be null) and/or
+      :data:`RELU`, applied to each finished output.
     """
     return _compile("conv", np.dtype(dtype), oc)
 

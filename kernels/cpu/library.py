@@ -387,19 +387,23 @@ def _window_input(x: np.ndarray, kh: int, kw: int, geo: tuple) -> np.ndarray:
 _L1_BYTES = 32 << 10
 
 
-def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int) -> None:
-    """``out`` = the VALID convolution of ``x`` (padded already) by ``f`` (HWIO), with
+def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
+               bias: np.ndarray | None = None, relu: bool = False) -> None:
+    """``out`` = the VALID convolution of ``x`` (padded already) by ``f`` (HWIO), plus
+    ``bias`` ([oc], contiguous) and through relu if asked, with
     :func:`convkernels.conv_kernel`, the output pixels split over the threads."""
     n, hp, wp, c = x.shape
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
     fn = convkernels.conv_kernel(x.dtype, oc)
     f = np.ascontiguousarray(f)
-    addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data)
+    addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data,
+            None if bias is None else bias.ctypes.data)
     # Window rows at a time when the filter outgrows L1 (then a block of it is read from
     # there by several tiles; see convkernels.conv).
     ib = 1 if f.nbytes > _L1_BYTES else kh
-    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib)
+    epi = (0 if bias is None else convkernels.BIAS) | (convkernels.RELU if relu else 0)
+    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib, epi)
     _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh * ow, out.size * kh * kw * c)
 
 
@@ -453,6 +457,45 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
                 np.dot(cols, fm, out=out2[a:b])
 
     _split(piece, m, _gemm_work(m * kdim * oc))
+    return [out]
+
+
+def conv2d_epilogue(node: Any, args: list, bias: np.ndarray | None,
+                    relu: bool) -> list[np.ndarray] | None:
+    """Conv2D, then ``+ bias`` (when given) and relu (when ``relu``), the two applied by
+    the register-blocked kernel as it stores each output: the same numbers as the three
+    ops one after the other, without two more passes over the result.
+
+    Args:
+      node: the Conv2D IR node.
+      args: ``[input [N, H, W, C], filter [kh, kw, C, out]]``.
+      bias: None, or the bias (``out`` elements, broadcast along the last axis).
+      relu: whether relu follows.
+
+    Returns:
+      ``[relu(conv + bias)]``, or None when the kernel does not take the case (the
+      caller then runs :func:`conv2d` and the epilogue).
+    """
+    x, f = args
+    if not _is_float(x, f) or x.ndim != 4 or f.ndim != 4 or x.dtype != f.dtype:
+        return None
+    oc = f.shape[3]
+    if bias is not None:
+        # The add broadcasts [oc] or [1, ..., 1, oc] along the output's last axis only.
+        if (bias.dtype != x.dtype or bias.ndim > 4 or bias.size != oc
+                or (bias.ndim and bias.shape[-1] != oc)):
+            return None
+        bias = np.ascontiguousarray(bias).reshape(oc)
+    geo = _conv_geometry(node, x.shape, f.shape)
+    if geo is None or not _direct(x.dtype, oc):
+        return None
+    sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    kh, kw = f.shape[:2]
+    if n * oh * ow == 0 or kh * kw * c == 0:
+        return None
+    out = buffers.empty((n, oh, ow, oc), x.dtype)  # every element written
+    _conv_rows(_window_input(np.ascontiguousarray(x), kh, kw, geo), f, out, sh, sw, bias, relu)
     return [out]
 
 
@@ -701,11 +744,12 @@ def _window_argmax(xf, base, w, c, i0, i1, j0, j1, best, arg, offs, scalar):
 
 
 @_jit
-def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
+def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, positive, lo, hi):
     """Adds each window's gradient ``g`` onto ``dx`` for images ``lo..hi``.
 
     Max: to the window's first strict maximum of ``x`` in row-major order (in-bounds
-    elements only; a NaN first element keeps it, later NaNs never win). Mean: ``g /
+    elements only; a NaN first element keeps it, later NaNs never win); with
+    ``positive``, only to a maximum above zero (_MaxPoolReluGrad). Mean: ``g /
     count`` to every in-bounds element. Windows are visited from last to first, so
     each element of ``dx`` sums its windows' shares in ascending tap order, exactly
     as the reference's one-slice-add-per-tap does. ``dx`` must be zeros.
@@ -729,7 +773,8 @@ def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
                     _window_argmax(xf, ((n * h + y0) * w + x0) * c, w, c, i0, i1, j0, j1,
                                    best, arg, offs, scalar)
                     for t in range(uc):
-                        df[offs[np.int64(arg[t])] + t] += gf[go + t]
+                        if not positive or best[t] > 0:
+                            df[offs[np.int64(arg[t])] + t] += gf[go + t]
                 else:
                     scalar[0] = (i1 - i0) * (j1 - j0)
                     d = scalar[0]
@@ -741,14 +786,14 @@ def _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, is_max, lo, hi):
 
 
 @_jit
-def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
+def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, positive, lo, hi):
     """MaxPoolGrad for windows that tile the input (stride = window) for images
     ``lo..hi``: each element of ``dx`` is in at most one window, so it is written once
     (its window's gradient at the winning tap, else 0) instead of zero-filled and then
     added to. ``dx`` must be zeros where no window reaches (the caller fills those).
 
-    The winner and its NaN rules are :func:`_pool_grad`'s; ``zero + g`` gives the
-    reference's ``0 + g`` (a -0.0 gradient lands as +0.0).
+    The winner and its NaN rules are :func:`_pool_grad`'s, ``positive`` too; ``zero +
+    g`` gives the reference's ``0 + g`` (a -0.0 gradient lands as +0.0).
     """
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     oh, ow = g.shape[1], g.shape[2]
@@ -768,6 +813,13 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi):
                 go = _U(((n * oh + oy) * ow + ox) * c)
                 taps = _window_argmax(xf, ((n * h + y0) * w + x0) * c, w, c, i0, i1, j0, j1,
                                       best, arg, offs, scalar)
+                if positive:
+                    # A window whose maximum is not above zero routes nothing: its
+                    # winning tap is moved past the last one.
+                    scalar[0] = taps
+                    none = scalar[0]
+                    for t in range(uc):
+                        arg[t] = arg[t] if best[t] > 0 else none
                 for k in range(taps):
                     s = offs[k]
                     scalar[0] = k
@@ -834,10 +886,11 @@ def avg_pool(node: Any, args: list) -> list[np.ndarray]:
 
 
 def max_pool_grad(node: Any, args: list) -> list[np.ndarray]:
-    """MaxPoolGrad: ``grad`` routed to the first maximum of each window (bit-exact).
+    """MaxPoolGrad: ``grad`` routed to the first maximum of each window (bit-exact);
+    _MaxPoolReluGrad: only to a maximum above zero.
 
     Args:
-      node: the MaxPoolGrad IR node.
+      node: the MaxPoolGrad or _MaxPoolReluGrad IR node.
       args: ``[orig_input, orig_output (not read, as the reference), grad]``.
 
     Returns:
@@ -854,19 +907,20 @@ def max_pool_grad(node: Any, args: list) -> list[np.ndarray]:
     if g.shape != (n, oh, ow, c):
         return _reference(node, args)
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    positive = node.type == "_MaxPoolReluGrad"
     if (sh, sw) == (kh, kw) and g.size:
         # Windows tile the input: one write per element, no zero-fill pass. Only rows
         # and columns no window reaches (VALID pooling's remainder) need zeros.
         covered = oh * kh - pt >= x.shape[1] and ow * kw - pl >= x.shape[2]
         dx = (buffers.empty if covered else buffers.zeros)(x.shape, g.dtype)
-        _split(lambda lo, hi: _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, lo, hi), n,
-               x.size)
+        _split(lambda lo, hi: _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, positive, lo,
+                                                   hi), n, x.size)
         return [dx]
     dx = buffers.zeros(x.shape, g.dtype)
     if g.size == 0:
         return [dx]
-    _split(lambda lo, hi: _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, True, lo, hi), n,
-           g.size * kh * kw)
+    _split(lambda lo, hi: _pool_grad(x, g, dx, kh, kw, sh, sw, pt, pl, True, positive, lo,
+                                     hi), n, g.size * kh * kw)
     return [dx]
 
 
@@ -896,8 +950,8 @@ def avg_pool_grad(node: Any, args: list) -> list[np.ndarray]:
         return [dx]
     g = np.ascontiguousarray(g)
     # x is not read for the mean; g stands in so both modes share one compiled kernel.
-    _split(lambda lo, hi: _pool_grad(g, g, dx, kh, kw, sh, sw, pt, pl, False, lo, hi), n,
-           g.size * kh * kw)
+    _split(lambda lo, hi: _pool_grad(g, g, dx, kh, kw, sh, sw, pt, pl, False, False, lo,
+                                     hi), n, g.size * kh * kw)
     return [dx]
 
 
@@ -1154,6 +1208,7 @@ LIBRARY: dict[str, LibraryFn] = {
     "Conv2DBackpropFilter": conv2d_backprop_filter,
     "MaxPool": max_pool,
     "MaxPoolGrad": max_pool_grad,
+    "_MaxPoolReluGrad": max_pool_grad,
     "AvgPool": avg_pool,
     "AvgPoolGrad": avg_pool_grad,
     "Softmax": softmax,
@@ -1166,8 +1221,15 @@ LIBRARY: dict[str, LibraryFn] = {
 """Op type -> ``fn(node, args) -> list of outputs``; each falls back to the reference
 for run-time cases it does not handle."""
 
+STORE_EPILOGUE: dict[str, Callable[..., list[np.ndarray] | None]] = {
+    "Conv2D": conv2d_epilogue,
+}
+"""Op type -> ``fn(node, args, bias, relu)``: the op then ``+ bias`` and relu, applied
+as the kernel stores its result; None when it does not take the run-time case."""
+
 _WINDOW_OPS = {"Conv2D": None, "Conv2DBackpropInput": None, "Conv2DBackpropFilter": None,
-               "MaxPool": "ksize", "MaxPoolGrad": "ksize", "AvgPool": "ksize",
+               "MaxPool": "ksize", "MaxPoolGrad": "ksize", "_MaxPoolReluGrad": "ksize",
+               "AvgPool": "ksize",
                "AvgPoolGrad": "ksize"}
 
 
