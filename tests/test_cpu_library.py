@@ -252,6 +252,33 @@ def test_conv_store_epilogue_is_the_ops_one_after_the_other(dtype, n, h, w, c, o
     assert np.array_equal(np.signbit(got[0]), np.signbit(want))
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("real", [(0, 12), (6, 7), (3, 9), (5, 5)])
+def test_conv_kernel_skips_only_padding_rows(dtype, real):
+    # The kernel's contract: rows outside [rt, rb) are zeros, and windows skip them. With
+    # (6, 7) the first and last output rows see none but padding (their tiles are written
+    # by block 0: the bias through relu), (5, 5) has no real row at all; by window-row
+    # blocks (ib = 1) and whole windows (ib = kh), tiles crossing row and image ends.
+    rng = np.random.default_rng(4)
+    ln = convkernels.lanes(dtype)
+    n, hp, wp, c, kh, kw, oc = 3, 12, 5, 3, 3, 2, 2 * ln
+    x = rand(rng, (n, hp, wp, c), dtype)
+    x[:, :real[0]] = 0
+    x[:, real[1]:] = 0
+    f, b = rand(rng, (kh, kw, c, oc), dtype), rand(rng, (oc,), dtype)
+    oh, ow = hp - kh + 1, wp - kw + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    conv = np.einsum("nyxcij,ijco->nyxo", win.astype(np.float64), f.astype(np.float64))
+    want = np.maximum(conv + b, 0)
+    fn = convkernels.conv_kernel(dtype, oc)
+    for ib in (1, kh):
+        out = np.full((n, oh, ow, oc), np.nan, dtype)
+        fn(x.ctypes.data, f.ctypes.data, out.ctypes.data, b.ctypes.data, 0, n * oh * ow, oh,
+           ow, wp * c, hp * wp * c, wp * c, c, kh, kw * c, ib,
+           convkernels.BIAS | convkernels.RELU, 1, *real)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_store_epilogue_declines_what_it_does_not_take():
     rng = np.random.default_rng(3)
     lanes = convkernels.lanes(np.float32)

@@ -116,16 +116,16 @@ class _Fn:
         """``for iv in [start, end)``: ``body(iv, values)`` returns the next values.
 
         ``carried`` holds (type, initial value) pairs. With ``guard`` the loop may
-        run zero times (then it must carry nothing); else it runs at least once.
+        run zero times (then the values leaving it are the initial ones); else it runs
+        at least once.
         """
         head, done = self.name("L")[1:], self.name("D")[1:]
+        pre = self.block
         if guard:
-            assert not carried
             ok = self.op(f"icmp slt i64 {start}, {end}")
             self.lines.append(f"  br i1 {ok}, label %{head}, label %{done}")
         else:
             self.lines.append(f"  br label %{head}")
-        pre = self.block
         self.label(head)
         iv = self.name("i")
         phis = [self.name("c") for _ in carried]
@@ -142,7 +142,10 @@ class _Fn:
         self.label(done)
         if not carried:
             return []
-        # Values leaving the loop: through phis of the exit block (single predecessor).
+        # Values leaving the loop: through phis of the exit block.
+        if guard:
+            return [self.op(f"phi {t} [{o}, %{latch}], [{init}, %{pre}]")
+                    for (t, init), o in zip(carried, out)]
         return [self.op(f"phi {t} [{o}, %{latch}]") for (t, _), o in zip(carried, out)]
 
     def choose(self, cond: str, value: str, body: Callable[[], str]) -> str:
@@ -270,31 +273,41 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
 
             init = _load_or_zero(fn, t, vt, ln, mr, nv, "%ow", str(oc),
                                  fn.op(f"and i64 %mode, {ACC}"))
-            acc = fn.loop("%i0", "%i1", [(vt, a) for a in init], over_i, guard=False)
+            acc = fn.loop("%i0", "%i1", [(vt, a) for a in init], over_i, guard=True)
             acc = _epilogue(fn, t, vt, ln, nv, acc, "%bw", "%mode")
             _store_tile(fn, t, vt, ln, mr, nv, "%ow", str(oc), acc)
             funcs.append(fn.finish())
-    # conv(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi): the
-    # output pixels p0..p1 of all images in order (p = (n*oh + oy)*ow + ox); pixel p's
-    # window starts at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and image
-    # ends, so only the range's last pixels need smaller tiles. Groups of _GROUP tiles
-    # take the window ib rows at a time, so that block of the filter is read from L1 by
-    # all of them instead of the whole filter from L2 by each (ib = kh: no blocking).
-    # epi (BIAS | RELU bits) is applied by the last block, as the tile is stored.
+    # conv(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi, sh, rt,
+    # rb): the output pixels p0..p1 of all images in order (p = (n*oh + oy)*ow + ox);
+    # pixel p's window starts at x + n*hpwpc + oy*shwpc + ox*xs. Tiles run across row and
+    # image ends, so only the range's last pixels need smaller tiles. Groups of _GROUP
+    # tiles take the window ib rows at a time, so that block of the filter is read from
+    # L1 by all of them instead of the whole filter from L2 by each (ib = kh: no
+    # blocking). epi (BIAS | RELU bits) is applied once, by the block holding a tile's
+    # last row. Rows of x outside [rt, rb) are padding (zeros): a tile skips the window
+    # rows that are padding for all its pixels.
     fn = _Fn(f"define void @conv({t}* noalias %x, {t}* noalias %f, {t}* noalias %out, "
              f"{t}* noalias %bias, i64 %p0, i64 %p1, i64 %oh, i64 %ow, i64 %shwpc, "
-             "i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc, i64 %ib, i64 %epi) {")
+             "i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc, i64 %ib, i64 %epi, i64 %sh, "
+             "i64 %rt, i64 %rb) {")
     per_image = fn.mul("%oh", "%ow")
 
-    def windows(p: str, mr: int) -> list[str]:
-        # Divisions for the first pixel only (tens of cycles each: with a 5x5x1 window
-        # they cost more than the tile's arithmetic); the next pixels step ox and wrap
-        # into oy and n with selects.
+    def smin(a: str, b: str) -> str:
+        return fn.op(f"select i1 {fn.op(f'icmp slt i64 {a}, {b}')}, i64 {a}, i64 {b}")
+
+    def smax(a: str, b: str) -> str:
+        return fn.op(f"select i1 {fn.op(f'icmp sgt i64 {a}, {b}')}, i64 {a}, i64 {b}")
+
+    def windows(p: str, mr: int) -> tuple[list[str], list[tuple[str, str]]]:
+        # Per pixel: its window's pointer and the window rows [lo, hi) that are not
+        # padding ((kh, 0) when none is). Divisions for the first pixel only (tens of
+        # cycles each: with a 5x5x1 window they cost more than the tile's arithmetic);
+        # the next pixels step ox and wrap into oy and n with selects.
         n = fn.op(f"sdiv i64 {p}, {per_image}")
         rest = fn.op(f"srem i64 {p}, {per_image}")
         oy = fn.op(f"sdiv i64 {rest}, %ow")
         ox = fn.op(f"srem i64 {rest}, %ow")
-        out = []
+        ptrs, rows = [], []
         for r in range(mr):
             if r:
                 ox = fn.add(ox, "1")
@@ -304,17 +317,44 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
                 wrap = fn.op(f"icmp eq i64 {oy}, %oh")
                 oy = fn.op(f"select i1 {wrap}, i64 0, i64 {oy}")
                 n = fn.op(f"add i64 {n}, {fn.op(f'zext i1 {wrap} to i64')}")
-            out.append(fn.gep(t, "%x", fn.add(fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")),
-                                              fn.mul(ox, "%xs"))))
-        return out
+            ptrs.append(fn.gep(t, "%x", fn.add(fn.add(fn.mul(n, "%hpwpc"), fn.mul(oy, "%shwpc")),
+                                               fn.mul(ox, "%xs"))))
+            y = fn.mul(oy, "%sh")
+            lo = smax(fn.op(f"sub i64 %rt, {y}"), "0")
+            hi = smin(fn.op(f"sub i64 %rb, {y}"), "%kh")
+            some = fn.op(f"icmp slt i64 {lo}, {hi}")
+            rows.append((fn.op(f"select i1 {some}, i64 {lo}, i64 %kh"),
+                         fn.op(f"select i1 {some}, i64 {hi}, i64 0")))
+        return ptrs, rows
 
-    def call(xs: list[str], p: str, c0: int, nv: int, i0: str, i1: str, mode: str) -> None:
+    def tile_rows(rows: list[tuple[str, str]]) -> tuple[str, str, str]:
+        """(lo, hi, last): the window rows [lo, hi) some pixel of a tile needs, and the
+        row whose block applies the epilogue; (0, 0, 0) when no pixel needs any (the
+        tile is then written by block 0: zeros, through the epilogue)."""
+        lo, hi = rows[0]
+        for a, b in rows[1:]:
+            lo, hi = smin(lo, a), smax(hi, b)
+        some = fn.op(f"icmp slt i64 {lo}, {hi}")
+        lo = fn.op(f"select i1 {some}, i64 {lo}, i64 0")
+        hi = fn.op(f"select i1 {some}, i64 {hi}, i64 0")
+        return lo, hi, smax(fn.op(f"sub i64 {hi}, 1"), lo)
+
+    def call(xs: list[str], p: str, c0: int, nv: int, i0: str, i1: str,
+             rows: tuple[str, str, str]) -> None:
+        # Block [i0, i1) of the window: the tile's rows in it; it writes (not adds) if
+        # no earlier block had any, and applies the epilogue if it holds the last one.
+        lo, hi, last = rows
+        acc = fn.op(f"zext i1 {fn.op(f'icmp sgt i64 {i0}, {lo}')} to i64")
+        holds = fn.op(f"and i1 {fn.op(f'icmp sle i64 {i0}, {last}')}, "
+                      f"{fn.op(f'icmp slt i64 {last}, {i1}')}")
+        mode = fn.op(f"or i64 {acc}, {fn.op(f'select i1 {holds}, i64 %epi, i64 0')}")
         args = ", ".join(f"{t}* {x}" for x in xs)
         fw = fn.gep(t, "%f", str(c0))
         oo = fn.gep(t, "%out", fn.add(fn.mul(p, str(oc)), str(c0)))
         bw = fn.gep(t, "%bias", str(c0))
         fn.lines.append(f"  call void @tile_{len(xs)}_{nv}({args}, {t}* {fw}, {t}* {oo}, "
-                        f"{t}* {bw}, i64 {i0}, i64 {i1}, i64 %kwc, i64 %wpc, i64 {mode})")
+                        f"{t}* {bw}, i64 {smax(i0, lo)}, i64 {smin(i1, hi)}, i64 %kwc, "
+                        f"i64 %wpc, i64 {mode})")
 
     span = _GROUP * mr_max
     groups = fn.op(f"sdiv i64 {fn.op('sub i64 %p1, %p0')}, {span}")
@@ -322,18 +362,15 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
 
     def over_g(g: str, _: list[str]) -> list[str]:
         gp = fn.add("%p0", fn.mul(g, str(span)))
-        xs = windows(gp, span)
+        xs, rows = windows(gp, span)
+        tiles = [tile_rows(rows[k * mr_max:(k + 1) * mr_max]) for k in range(_GROUP)]
         for c0, nv in chunks:
             def over_b(b: str, _: list[str], c0: int = c0, nv: int = nv) -> list[str]:
                 i0 = fn.mul(b, "%ib")
-                i1 = fn.add(i0, "%ib")
-                i1 = fn.op(f"select i1 {fn.op(f'icmp slt i64 {i1}, %kh')}, i64 {i1}, i64 %kh")
-                acc = fn.op(f"zext i1 {fn.op(f'icmp sgt i64 {b}, 0')} to i64")
-                last = fn.op(f"icmp eq i64 {i1}, %kh")
-                mode = fn.op(f"or i64 {acc}, {fn.op(f'select i1 {last}, i64 %epi, i64 0')}")
+                i1 = smin(fn.add(i0, "%ib"), "%kh")
                 for k in range(_GROUP):
                     call(xs[k * mr_max:(k + 1) * mr_max], fn.add(gp, str(k * mr_max)), c0, nv,
-                         i0, i1, mode)
+                         i0, i1, tiles[k])
                 return []
 
             fn.loop("0", blocks, [], over_b, guard=False)
@@ -342,9 +379,10 @@ def _conv_module(dtype: np.dtype, oc: int) -> str:
     fn.loop("0", groups, [], over_g, guard=True)
 
     def tile(p: str, mr: int) -> None:
-        xs = windows(p, mr)
+        xs, rows = windows(p, mr)
+        span_rows = tile_rows(rows)
         for c0, nv in chunks:
-            call(xs, p, c0, nv, "0", "%kh", "%epi")
+            call(xs, p, c0, nv, "0", "%kh", span_rows)
 
     _tiled(fn, fn.add("%p0", fn.mul(groups, str(span))), "%p1", mr_max, tile)
     funcs.append(fn.finish())
@@ -511,7 +549,7 @@ def _module(t: str, ln: int, funcs: list[str]) -> str:
             + "\n\n".join(funcs) + "\n")
 
 
-_ARGS = {"conv": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 12,
+_ARGS = {"conv": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 15,
          "wgrad": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 10}
 
 
@@ -555,12 +593,13 @@ def conv_kernel(dtype: Any, oc: int) -> Callable[..., None]:
       oc: output channels, a multiple of :func:`lanes`.
 
     Returns:
-      ``fn(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi)`` on
-      data addresses: output pixels ``p0..p1`` (``p = (n*oh + oy)*ow + ox``), whose
-      window element ``(i, k)`` is at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` and
-      meets filter row ``i*kwc + k``; ``ib`` window rows at a time (1 <= ib <= kh);
-      ``epi``: :data:`BIAS` (add ``bias[oc]``, else ``bias`` may be null) and/or
-      :data:`RELU`, applied to each finished output.
+      ``fn(x, f, out, bias, p0, p1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc, ib, epi, sh,
+      rt, rb)`` on data addresses: output pixels ``p0..p1`` (``p = (n*oh + oy)*ow +
+      ox``), whose window element ``(i, k)`` is at ``x + n*hpwpc + oy*shwpc + ox*xs +
+      i*wpc + k`` and meets filter row ``i*kwc + k``; ``ib`` window rows at a time (1 <=
+      ib <= kh); ``epi``: :data:`BIAS` (add ``bias[oc]``, else ``bias`` may be null)
+      and/or :data:`RELU`, applied to each finished output. Rows of ``x`` (per image)
+      outside ``[rt, rb)`` must be zeros: windows skip them (``oy*sh + i`` is the row).
     """
     return _compile("conv", np.dtype(dtype), oc)
 

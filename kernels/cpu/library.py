@@ -383,15 +383,26 @@ def _window_input(x: np.ndarray, kh: int, kw: int, geo: tuple) -> np.ndarray:
     return _padded(x, pt, pl, hp, wp)
 
 
+def _real_rows(x: np.ndarray, f: np.ndarray, top: int) -> tuple[int, int]:
+    """The rows of ``x`` padded at ``top`` that the kernels may not skip: those of ``x``
+    itself, or all when ``f`` holds inf or NaN (whose products with padding's zeros are
+    NaN in the reference's sum)."""
+    if np.isfinite(f).all():
+        return top, top + x.shape[1]
+    return 0, top + x.shape[1] + f.shape[0]
+
+
 # A filter up to this size is read from L1 by every tile of the register-blocked kernels.
 _L1_BYTES = 32 << 10
 
 
 def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
-               bias: np.ndarray | None = None, relu: bool = False) -> None:
-    """``out`` = the VALID convolution of ``x`` (padded already) by ``f`` (HWIO), plus
-    ``bias`` ([oc], contiguous) and through relu if asked, with
-    :func:`convkernels.conv_kernel`, the output pixels split over the threads."""
+               real: tuple[int, int], bias: np.ndarray | None = None,
+               relu: bool = False) -> None:
+    """``out`` = the VALID convolution of ``x`` (padded already; rows outside ``real =
+    (top, bottom)`` are zeros) by ``f`` (HWIO), plus ``bias`` ([oc], contiguous) and
+    through relu if asked, with :func:`convkernels.conv_kernel`, the output pixels split
+    over the threads."""
     n, hp, wp, c = x.shape
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
@@ -403,7 +414,7 @@ def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
     # there by several tiles; see convkernels.conv).
     ib = 1 if f.nbytes > _L1_BYTES else kh
     epi = (0 if bias is None else convkernels.BIAS) | (convkernels.RELU if relu else 0)
-    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib, epi)
+    rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib, epi, sh, *real)
     _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh * ow, out.size * kh * kw * c)
 
 
@@ -438,7 +449,7 @@ def conv2d(node: Any, args: list) -> list[np.ndarray]:
         np.dot(x.reshape(m, c), fm, out=out2)
         return [out]
     if _direct(x.dtype, oc):
-        _conv_rows(_window_input(x, kh, kw, geo), f, out, sh, sw)
+        _conv_rows(_window_input(x, kh, kw, geo), f, out, sh, sw, _real_rows(x, f, pt))
         return [out]
     rows = _chunk_rows(kdim)
     few = c <= _FEW_CHANNELS
@@ -495,7 +506,8 @@ def conv2d_epilogue(node: Any, args: list, bias: np.ndarray | None,
     if n * oh * ow == 0 or kh * kw * c == 0:
         return None
     out = buffers.empty((n, oh, ow, oc), x.dtype)  # every element written
-    _conv_rows(_window_input(np.ascontiguousarray(x), kh, kw, geo), f, out, sh, sw, bias, relu)
+    _conv_rows(_window_input(np.ascontiguousarray(x), kh, kw, geo), f, out, sh, sw,
+               _real_rows(x, f, pt), bias, relu)
     return [out]
 
 
@@ -530,7 +542,8 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
         h, w = shape[1], shape[2]
         dx = buffers.empty(shape, dy.dtype)  # every element written
         dyp = _padded(dy, kh - 1 - pt, kw - 1 - pl, h + kh - 1, w + kw - 1)
-        _conv_rows(dyp, f[::-1, ::-1].transpose(0, 1, 3, 2), dx, 1, 1)
+        _conv_rows(dyp, f[::-1, ::-1].transpose(0, 1, 3, 2), dx, 1, 1,
+                   (kh - 1 - pt, kh - 1 - pt + oh))
         return [dx]
     dx = buffers.zeros(shape, dy.dtype)
     if m == 0 or kdim == 0 or oc == 0:
