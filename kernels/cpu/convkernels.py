@@ -41,7 +41,7 @@ import numpy as np
 from graphflow.kernels.cpu import cache
 
 __all__ = ["ACC", "BIAS", "RELU", "available", "conv_kernel", "lanes", "stats",
-           "wgrad_kernel"]
+           "wgrad_kernel", "wgrad_spans"]
 
 _lock = threading.Lock()
 _machine: Any = None
@@ -474,14 +474,16 @@ def _tiled(fn: _Fn, start: str, end: str, mr_max: int,
 def _wgrad_module(dtype: np.dtype, oc: int) -> str:
     t, ln, vt, mr_max, chunks = _types(dtype, oc)
     funcs = []
-    # tile(xk0.., dyo, dfo, n0, n1, oh, ow, shwpc, hpwpc, xs): adds to mr consecutive rows
-    # of df (flat [kh * kw * C, oc], from dfo = df + row*oc + oc0) their sums over images
-    # n0..n1 (n0 < n1); row r reads x from xk_r = x + i*wpc + k for its (i, k).
+    # tile(xk0.., dyo, dfo, n0, n1, y0, y1, x0, x1, ow, shwpc, hpwpc, xs): adds to mr
+    # consecutive rows of df (flat [kh * kw * C, oc], from dfo = df + row*oc + oc0) their
+    # sums over images n0..n1 (n0 < n1) and output pixels [y0, y1) x [x0, x1) (may be
+    # empty); row r reads x from xk_r = x + i*wpc + k for its (i, k).
     for mr in _tile_sizes(mr_max):
         for nv in sorted({nv for _, nv in chunks}):
             fn = _Fn(f"define internal void @tile_{mr}_{nv}({_ptr_params(t, mr, 'xk')}, "
                      f"{t}* noalias %dyo, {t}* noalias %dfo, i64 %n0, i64 %n1, i64 %oh, "
-                     f"i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %xs) {{")
+                     f"i64 %y0, i64 %y1, i64 %x0, i64 %x1, i64 %ow, i64 %shwpc, i64 %hpwpc, "
+                     f"i64 %xs) {{")
             rows = [f"%xk{r}" for r in range(mr)]
             rowlen = fn.mul("%ow", str(oc))
 
@@ -498,34 +500,72 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
                         return _fma_step(fn, t, vt, ln, rows, fn.add(xy, fn.mul(xx, "%xs")),
                                          nv, fn.gep(t, dyy, fn.mul(xx, str(oc))), acc)
 
-                    return fn.loop("0", "%ow", [(vt, a) for a in acc], over_x, guard=False)
+                    return fn.loop("%x0", "%x1", [(vt, a) for a in acc], over_x, guard=True)
 
-                return fn.loop("0", "%oh", [(vt, a) for a in acc], over_y, guard=False)
+                return fn.loop("%y0", "%y1", [(vt, a) for a in acc], over_y, guard=True)
 
             init = _load_tile(fn, t, vt, ln, mr, nv, "%dfo", str(oc))
             acc = fn.loop("%n0", "%n1", [(vt, a) for a in init], over_n, guard=False)
             _store_tile(fn, t, vt, ln, mr, nv, "%dfo", str(oc), acc)
             funcs.append(fn.finish())
-    # wgrad(x, dy, df, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): adds the sum
-    # over images n0..n1 (oh, ow >= 1) onto df, one image at a time: its input and
+    # wgrad(x, dy, df, spans, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): adds the
+    # sum over images n0..n1 (oh, ow >= 1) onto df, one image at a time: its input and
     # gradient stay in cache while every tile adds its share (a sweep over all images
     # per tile ran 3x slower). Tiles run across the window's rows (flat index
-    # i*kwc + k), so only the last rows of df need smaller tiles.
+    # i*kwc + k), so only the last rows of df need smaller tiles. spans (4 per df row:
+    # y0, y1, x0, x1) bound the output pixels whose window puts that row on the input
+    # rather than padding; a tile visits the box holding its rows', which skips padding
+    # when the image's gradient is finite (padding's zeros times inf or NaN are NaN in
+    # the reference's sum: such an image visits every pixel).
     fn = _Fn(f"define void @wgrad({t}* noalias %x, {t}* noalias %dy, {t}* noalias %df, "
-             "i64 %n0, i64 %n1, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, "
-             "i64 %kh, i64 %kwc) {")
+             "i64* noalias %spans, i64 %n0, i64 %n1, i64 %oh, i64 %ow, i64 %shwpc, "
+             "i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc) {")
     total = fn.mul("%kh", "%kwc")
+    per_image = fn.mul(fn.mul("%oh", "%ow"), str(oc // ln))
+
+    def smin(a: str, b: str) -> str:
+        return fn.op(f"select i1 {fn.op(f'icmp slt i64 {a}, {b}')}, i64 {a}, i64 {b}")
+
+    def smax(a: str, b: str) -> str:
+        return fn.op(f"select i1 {fn.op(f'icmp sgt i64 {a}, {b}')}, i64 {a}, i64 {b}")
 
     def over_n(n: str, _: list[str]) -> list[str]:
         n1 = fn.add(n, "1")
+        # fma(v, 0, s) is NaN from the first inf or NaN in v on: one pass over the image's
+        # gradient (which the tiles read next, from cache).
+        dn = fn.gep(t, "%dy", fn.mul(n, fn.mul(per_image, str(ln))))
+
+        def scan(v: str, acc: list[str]) -> list[str]:
+            pv = fn.op(f"bitcast {t}* {fn.gep(t, dn, fn.mul(v, str(ln)))} to {vt}*", "p")
+            val = fn.op(f"load {vt}, {vt}* {pv}, align {_align(t)}")
+            return [fn.op(f"call {vt} @llvm.fma.v{ln}{_suffix(t)}({vt} {val}, "
+                          f"{vt} zeroinitializer, {vt} {acc[0]})")]
+
+        (sums,) = fn.loop("0", per_image, [(vt, "zeroinitializer")], scan, guard=False)
+        bad = fn.op(f"fcmp uno {vt} {sums}, zeroinitializer")
+        bits = fn.op(f"bitcast <{ln} x i1> {bad} to i{ln}")
+        finite = fn.op(f"icmp eq i{ln} {bits}, 0")
 
         def tile(row: str, mr: int) -> None:
             xs = []
+            box = None
             for r in range(mr):
                 flat = fn.add(row, str(r))
                 i = fn.op(f"sdiv i64 {flat}, %kwc")
                 k = fn.op(f"srem i64 {flat}, %kwc")
                 xs.append(fn.gep(t, "%x", fn.add(fn.mul(i, "%wpc"), k)))
+                at = fn.mul(flat, "4")
+                span = []
+                for q in range(4):
+                    p = fn.op(f"getelementptr inbounds i64, i64* %spans, i64 {fn.add(at, str(q))}",
+                              "p")
+                    span.append(fn.op(f"load i64, i64* {p}"))
+                box = span if box is None else [smin(box[0], span[0]), smax(box[1], span[1]),
+                                                smin(box[2], span[2]), smax(box[3], span[3])]
+            y0 = fn.op(f"select i1 {finite}, i64 {box[0]}, i64 0")
+            y1 = fn.op(f"select i1 {finite}, i64 {box[1]}, i64 %oh")
+            x0 = fn.op(f"select i1 {finite}, i64 {box[2]}, i64 0")
+            x1 = fn.op(f"select i1 {finite}, i64 {box[3]}, i64 %ow")
             args = ", ".join(f"{t}* {x}" for x in xs)
             base = fn.mul(row, str(oc))
             for c0, nv in chunks:
@@ -533,7 +573,8 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
                 df0 = fn.gep(t, "%df", fn.add(base, str(c0)))
                 fn.lines.append(
                     f"  call void @tile_{mr}_{nv}({args}, {t}* {dy0}, {t}* {df0}, i64 {n}, "
-                    f"i64 {n1}, i64 %oh, i64 %ow, i64 %shwpc, i64 %hpwpc, i64 %xs)")
+                    f"i64 {n1}, i64 %oh, i64 {y0}, i64 {y1}, i64 {x0}, i64 {x1}, i64 %ow, "
+                    f"i64 %shwpc, i64 %hpwpc, i64 %xs)")
 
         _tiled(fn, "0", total, mr_max, tile)
         return []
@@ -543,6 +584,33 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
     return _module(t, ln, funcs)
 
 
+def wgrad_spans(kh: int, kw: int, c: int, oh: int, ow: int, sh: int, sw: int,
+                rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """Per row ``(i, k)`` of a filter gradient (``k = j*c + channel``): ``[y0, y1, x0,
+    x1]``, the output pixels whose window element ``(i, j)`` lies on the input's real
+    ``rows`` and ``cols`` (``[start, end)`` in padded coordinates) rather than padding;
+    ``[oh, 0, ow, 0]`` (empty, neutral in a union) for none.
+
+    Returns:
+      An int64 array ``[kh * kw * c, 4]``.
+    """
+    i = np.arange(kh)
+    j = np.arange(kw)
+    # ceil(max(0, a) / s): the first output whose window row/column reaches a.
+    y0 = -(-np.maximum(rows[0] - i, 0) // sh)
+    y1 = np.minimum(-(-np.maximum(rows[1] - i, 0) // sh), oh)
+    x0 = -(-np.maximum(cols[0] - j, 0) // sw)
+    x1 = np.minimum(-(-np.maximum(cols[1] - j, 0) // sw), ow)
+    out = np.empty((kh, kw, c, 4), np.int64)
+    out[..., 0] = y0[:, None, None]
+    out[..., 1] = y1[:, None, None]
+    out[..., 2] = x0[None, :, None]
+    out[..., 3] = x1[None, :, None]
+    empty = (out[..., 0] >= out[..., 1]) | (out[..., 2] >= out[..., 3])
+    out[empty] = (oh, 0, ow, 0)
+    return out.reshape(-1, 4)
+
+
 def _module(t: str, ln: int, funcs: list[str]) -> str:
     vt = f"<{ln} x {t}>"
     return (f"declare {vt} @llvm.fma.v{ln}{_suffix(t)}({vt}, {vt}, {vt})\n\n"
@@ -550,7 +618,7 @@ def _module(t: str, ln: int, funcs: list[str]) -> str:
 
 
 _ARGS = {"conv": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 15,
-         "wgrad": (ctypes.c_void_p,) * 3 + (ctypes.c_int64,) * 10}
+         "wgrad": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 10}
 
 
 def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
@@ -612,6 +680,10 @@ def wgrad_kernel(dtype: Any, oc: int) -> Callable[..., None]:
       oc: output channels, a multiple of :func:`lanes`.
 
     Returns:
-      ``fn(x, dy, df, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc)``.
+      ``fn(x, dy, df, spans, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc)``: adds onto
+      ``df`` (flat ``[kh * kwc, oc]``) the products over images ``n0..n1`` of window
+      element ``(i, k)`` at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` with ``dy[n,
+      oy, ox]``; ``spans`` (int64 ``[kh * kwc, 4]``: ``y0, y1, x0, x1``) bounds the
+      pixels where row ``(i, k)`` is not padding (:func:`wgrad_spans`).
     """
     return _compile("wgrad", np.dtype(dtype), oc)

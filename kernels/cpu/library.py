@@ -43,6 +43,7 @@ results and error messages are the reference's.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -392,6 +393,10 @@ def _real_rows(x: np.ndarray, f: np.ndarray, top: int) -> tuple[int, int]:
     return 0, top + x.shape[1] + f.shape[0]
 
 
+# Filter-gradient pixel spans per geometry (small int arrays, the same every step).
+_wgrad_spans = functools.lru_cache(maxsize=64)(convkernels.wgrad_spans)
+
+
 # A filter up to this size is read from L1 by every tile of the register-blocked kernels.
 _L1_BYTES = 32 << 10
 
@@ -602,11 +607,14 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
         xp = _window_input(x, kh, kw, geo)
         hp, wp = xp.shape[1], xp.shape[2]
         fn = convkernels.wgrad_kernel(x.dtype, oc)
+        spans = _wgrad_spans(kh, kw, c, oh, ow, sh, sw, (pt, pt + x.shape[1]),
+                             (pl, pl + x.shape[2]))
         rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
 
         def images(n0: int, n1: int) -> np.ndarray:
             df = np.zeros(fshape, x.dtype)  # the kernel adds to it
-            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, n0, n1, *rest)
+            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, spans.ctypes.data, n0, n1,
+               *rest)
             return df
 
         parts = _split(images, n, m * kdim * oc)
