@@ -574,3 +574,54 @@ def test_relu_max_pool_grad_matches_the_interpreter(pool, backend):
             got = s.run(dx, {x: xs, w: ws})
     np.testing.assert_array_equal(got, want)
     assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+# --- remap: a filter gradient and its bias's gradient as one op -----------------------------
+def _conv_bias_grads(bias_add, data_format="NHWC", oc=16):
+    x = ph(shape=(None, 6, 7, 3), name="x")
+    f = gf.constant(np.random.default_rng(0).standard_normal((3, 3, 3, oc)).astype(np.float32))
+    b = gf.constant(np.linspace(-1, 1, oc).astype(np.float32))
+    c = gf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME")
+    y = gf.nn.bias_add(c, b) if bias_add else c + b
+    w = ph(shape=None, name="w")
+    return gf.gradients(gf.reduce_sum(gf.nn.relu(y) * w), [f, b]), [x, w]
+
+
+@pytest.mark.parametrize("bias_add", [False, True])
+def test_remap_fuses_a_filter_gradient_with_its_bias_gradient(bias_add):
+    fetch, feeds = build(lambda: _conv_bias_grads(bias_add))
+    assert compiler.explain(fetch, feeds).report["remap"].details == {"fused": 1}
+    types = after(fetch, feeds, ("remap",)).types()
+    assert "_Conv2DBackpropFilterWithBias" in types
+    assert "Conv2DBackpropFilter" not in types
+    assert "Sum" not in types and "BiasAddGrad" not in types
+
+
+def test_remap_leaves_other_sums_alone():
+    def other_axes():
+        x, dy = ph(shape=(2, 5, 5, 3), name="x"), ph(shape=(2, 5, 5, 4), name="dy")
+        df = gf.nn.conv2d_backprop_filter(x, [3, 3, 3, 4], dy, [1, 1, 1, 1], "SAME")
+        return [df, gf.reduce_sum(dy, [0, 1]), gf.reduce_sum(dy * 2.0, [0, 1, 2])], [x, dy]
+
+    fetch, feeds = build(other_axes)
+    assert compiler.explain(fetch, feeds).report["remap"].details == {"fused": 0}
+
+
+@pytest.mark.parametrize("bias_add", [False, True])
+@pytest.mark.parametrize("oc", [3, 16])  # the im2col path and the register-blocked kernel
+def test_remapped_gradients_match_the_interpreter(bias_add, oc):
+    rng = np.random.default_rng(2)
+    with gf.Graph().as_default():
+        grads, (x, w) = _conv_bias_grads(bias_add, oc=oc)
+        xs = rng.standard_normal((4, 6, 7, 3)).astype(np.float32)
+        ws = rng.standard_normal((4, 6, 7, oc)).astype(np.float32)
+        ws[1, 2:4, :, 0] = np.inf  # infinite gradients: NaN and inf where the ops give them
+        got = {}
+        for backend in ("interpreter", "reference", "cpu"):
+            with gf.Session(backend=backend) as s:
+                got[backend] = s.run(grads, {x: xs, w: ws})
+    for want, ref, cpu in zip(got["interpreter"], got["reference"], got["cpu"]):
+        np.testing.assert_array_equal(ref, want)  # the reference: bit for bit
+        assert cpu.shape == want.shape
+        np.testing.assert_allclose(cpu, want, rtol=1e-5, atol=1e-4)
+        assert np.array_equal(np.isnan(cpu), np.isnan(want))

@@ -149,6 +149,11 @@ def sprinkle(rng: np.random.Generator, x: np.ndarray, values: tuple) -> np.ndarr
 # --- convolutions ------------------------------------------------------------------------
 def conv_node(op: str, dtype: Any, strides: tuple, padding: str, **attrs: Any) -> Any:
     s = (1, strides[0], strides[1], 1)
+    if op == "_Conv2DBackpropFilterWithBias":  # (made by the compiler's remap pass)
+        base = conv_node("Conv2DBackpropFilter", dtype, strides, padding, **attrs)
+        return node_of(lambda: make(op, [ph(dtype), ph(np.int32, 1), ph(dtype)],
+                                    {**base.attrs, "bias_op": "Sum", "keep_dims": True},
+                                    name="wgrad_bias"))
     if op == "Conv2D":
         return node_of(lambda: gf.nn.conv2d(ph(dtype), ph(dtype), s, padding, **attrs))
     if op == "Conv2DBackpropInput":
@@ -178,7 +183,8 @@ def conv_args(op: str, rng: np.random.Generator, dtype: Any, x_shape: tuple, f_s
     return [x, np.array(f_shape, np.int32), dy]
 
 
-CONV_OPS = ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"]
+CONV_OPS = ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
+            "_Conv2DBackpropFilterWithBias"]
 
 
 @pytest.mark.parametrize("op", CONV_OPS)

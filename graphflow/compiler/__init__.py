@@ -9,6 +9,8 @@ The pipeline is one explicit list (:func:`default_passes`):
 * ``cse``: merge identical pure computations;
 * ``simplify``: IEEE-exact algebra (``x*1``, ``x+(-0.0)``, ``-(-x)``, transposes, ...);
 * ``stabilize``: ``log(softmax)`` -> ``log_softmax``, ``log(1+x)`` -> ``log1p``, ...;
+* ``remap``: ops reading one large input become one op (a filter gradient and its
+  bias's gradient);
 * ``fusion``: group ops into kernels by op kind (elementwise < ... < opaque);
 * ``schedule``: order the groups into the Plan's steps (always runs);
 * ``memory_plan``: share buffers between values whose lifetimes do not overlap.

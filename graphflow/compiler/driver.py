@@ -16,6 +16,7 @@ from graphflow.compiler.lower import lower
 from graphflow.compiler.options import CompilerOptions
 from graphflow.compiler.pass_manager import CompileReport, Pass, PassManager, PassRecord
 from graphflow.compiler.plan import Plan
+from graphflow.compiler.remap import Remap
 from graphflow.compiler.schedule import MemoryPlan, Schedule
 from graphflow.compiler.simplify import AlgebraicSimplification
 from graphflow.compiler.stabilize import NumericalStabilization
@@ -39,7 +40,7 @@ class Prune(Pass):
 def default_passes() -> list[Pass]:
     """The pipeline, in order. Each optional pass can be switched off by its name."""
     return [Prune(), ConstantFolding(), CommonSubexpressionElimination(),
-            AlgebraicSimplification(), NumericalStabilization(), Fusion(), Schedule(),
+            AlgebraicSimplification(), NumericalStabilization(), Remap(), Fusion(), Schedule(),
             MemoryPlan()]
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 # Passes, in pipeline order. "prune" and "schedule" always run: without them there is
 # no program to run (an unpruned graph would evaluate placeholders nobody fed).
-PASS_NAMES = ("prune", "constant_folding", "cse", "simplify", "stabilize", "fusion",
-              "schedule", "memory_plan")
+PASS_NAMES = ("prune", "constant_folding", "cse", "simplify", "stabilize", "remap",
+              "fusion", "schedule", "memory_plan")
 REQUIRED_PASSES = ("prune", "schedule")
 _ALIASES = {
     "common_subexpression_elimination": "cse",

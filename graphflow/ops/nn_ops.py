@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from graphflow.framework import dtypes as _dt
 from graphflow.framework import errors
+from graphflow.framework import op_def as _op_def
 from graphflow.framework.graph import Tensor
 from graphflow.framework.op_def import (
     BROADCAST,
@@ -403,9 +404,21 @@ class BiasAddGrad(OpDef):
 
     def reference(self, op, inputs, ctx):
         dy = inputs[0]
-        c = 1 if op.get_attr("data_format") == "NCHW" else dy.ndim - 1
-        axes = tuple(i for i in range(dy.ndim) if i != c)
-        return np.sum(dy.astype(_acc_dtype(dy), copy=False), axis=axes).astype(dy.dtype)
+        return _sum_but(dy, 1 if op.get_attr("data_format") == "NCHW" else dy.ndim - 1)
+
+
+def _sum_but(dy: np.ndarray, c: int) -> np.ndarray:
+    """BiasAddGrad's sum of ``dy`` over every axis but ``c``."""
+    axes = tuple(i for i in range(dy.ndim) if i != c)
+    return np.sum(dy.astype(_acc_dtype(dy), copy=False), axis=axes).astype(dy.dtype)
+
+
+def conv_bias_grad(dy: np.ndarray, bias_op: str, keep_dims: bool) -> np.ndarray:
+    """The bias gradient of a ``_Conv2DBackpropFilterWithBias`` from its NHWC
+    out_backprop, as the op it replaced (``Sum`` or ``BiasAddGrad``) computes it."""
+    if bias_op == "BiasAddGrad":
+        return _sum_but(dy, 3)
+    return _op_def.lookup("Sum").reduce(dy, (0, 1, 2), keep_dims)
 
 
 def _bias_add_grad(out_backprop: Tensor, data_format: str, name: str | None = None) -> Tensor:
@@ -1141,6 +1154,29 @@ class Conv2DBackpropFilter(_ConvOp):
         win = _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow)  # [N, oh, ow, C, kh, kw]
         df = np.tensordot(win, dy.astype(acc, copy=False), axes=([0, 1, 2], [0, 1, 2]))
         return df.transpose(1, 2, 0, 3).astype(x.dtype)
+
+
+@register
+class Conv2DBackpropFilterWithBias(Conv2DBackpropFilter):
+    """Made by the compiler only (the ``remap`` pass): Conv2DBackpropFilter and the
+    gradient of a bias added to the convolution's output, ``Sum(out_backprop, axis=(0, 1,
+    2), keep_dims)`` or ``BiasAddGrad(out_backprop)`` (NHWC; attrs ``bias_op`` and
+    ``keep_dims`` say which), as one op that reads out_backprop once. Outputs ``(filter
+    gradient, bias gradient [out] or [1, 1, 1, out])``; the reference computes both as
+    the two ops do.
+    """
+
+    type = "_Conv2DBackpropFilterWithBias"
+    grad = None
+
+    def infer(self, op):
+        ((d, f),) = super().infer(op)
+        oc = f.dims[3].value
+        return [(d, f), (d, TensorShape([1, 1, 1, oc] if op.get_attr("keep_dims") else [oc]))]
+
+    def reference(self, op, inputs, ctx):
+        df = super().reference(op, inputs, ctx)
+        return [df, conv_bias_grad(inputs[2], op.get_attr("bias_op"), op.get_attr("keep_dims"))]
 
 
 def _get_sequence(value: Any, what: str, fmt: str) -> tuple[int, ...]:

@@ -508,7 +508,7 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
             acc = fn.loop("%n0", "%n1", [(vt, a) for a in init], over_n, guard=False)
             _store_tile(fn, t, vt, ln, mr, nv, "%dfo", str(oc), acc)
             funcs.append(fn.finish())
-    # wgrad(x, dy, df, spans, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): adds the
+    # wgrad(x, dy, df, spans, db, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc): adds the
     # sum over images n0..n1 (oh, ow >= 1) onto df, one image at a time: its input and
     # gradient stay in cache while every tile adds its share (a sweep over all images
     # per tile ran 3x slower). Tiles run across the window's rows (flat index
@@ -518,10 +518,12 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
     # when the image's gradient is finite (padding's zeros times inf or NaN are NaN in
     # the reference's sum: such an image visits every pixel).
     fn = _Fn(f"define void @wgrad({t}* noalias %x, {t}* noalias %dy, {t}* noalias %df, "
-             "i64* noalias %spans, i64 %n0, i64 %n1, i64 %oh, i64 %ow, i64 %shwpc, "
-             "i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc) {")
+             f"i64* noalias %spans, {t}* noalias %db, i64 %n0, i64 %n1, i64 %oh, i64 %ow, "
+             "i64 %shwpc, i64 %hpwpc, i64 %wpc, i64 %xs, i64 %kh, i64 %kwc) {")
     total = fn.mul("%kh", "%kwc")
-    per_image = fn.mul(fn.mul("%oh", "%ow"), str(oc // ln))
+    nvec = oc // ln
+    pixels = fn.mul("%oh", "%ow")
+    with_bias = fn.op(f"icmp ne {t}* %db, null")
 
     def smin(a: str, b: str) -> str:
         return fn.op(f"select i1 {fn.op(f'icmp slt i64 {a}, {b}')}, i64 {a}, i64 {b}")
@@ -529,22 +531,39 @@ def _wgrad_module(dtype: np.dtype, oc: int) -> str:
     def smax(a: str, b: str) -> str:
         return fn.op(f"select i1 {fn.op(f'icmp sgt i64 {a}, {b}')}, i64 {a}, i64 {b}")
 
+    def vec(base: str, off: str) -> str:
+        return fn.op(f"bitcast {t}* {fn.gep(t, base, off)} to {vt}*", "p")
+
     def over_n(n: str, _: list[str]) -> list[str]:
         n1 = fn.add(n, "1")
-        # fma(v, 0, s) is NaN from the first inf or NaN in v on: one pass over the image's
-        # gradient (which the tiles read next, from cache).
-        dn = fn.gep(t, "%dy", fn.mul(n, fn.mul(per_image, str(ln))))
+        # One pass over the image's gradient (which the tiles read next, from cache):
+        # its sum per channel, the bias's gradient when db is given; a sum that is not
+        # finite (an inf or NaN, or an overflow) turns padding skipping off.
+        dn = fn.gep(t, "%dy", fn.mul(n, fn.mul(pixels, str(oc))))
 
-        def scan(v: str, acc: list[str]) -> list[str]:
-            pv = fn.op(f"bitcast {t}* {fn.gep(t, dn, fn.mul(v, str(ln)))} to {vt}*", "p")
-            val = fn.op(f"load {vt}, {vt}* {pv}, align {_align(t)}")
-            return [fn.op(f"call {vt} @llvm.fma.v{ln}{_suffix(t)}({vt} {val}, "
-                          f"{vt} zeroinitializer, {vt} {acc[0]})")]
+        def scan(pix: str, acc: list[str]) -> list[str]:
+            base = fn.gep(t, dn, fn.mul(pix, str(oc)))
+            return [fn.op(f"fadd {vt} {acc[q]}, "
+                          + fn.op(f"load {vt}, {vt}* {vec(base, str(q * ln))}, align {_align(t)}"))
+                    for q in range(nvec)]
 
-        (sums,) = fn.loop("0", per_image, [(vt, "zeroinitializer")], scan, guard=False)
-        bad = fn.op(f"fcmp uno {vt} {sums}, zeroinitializer")
+        sums = fn.loop("0", pixels, [(vt, "zeroinitializer")] * nvec, scan, guard=False)
+        bad = None
+        for v in sums:
+            u = fn.op(f"fcmp uno {vt} {fn.op(f'fsub {vt} {v}, {v}')}, zeroinitializer")
+            bad = u if bad is None else fn.op(f"or <{ln} x i1> {bad}, {u}")
         bits = fn.op(f"bitcast <{ln} x i1> {bad} to i{ln}")
         finite = fn.op(f"icmp eq i{ln} {bits}, 0")
+        yes, done = fn.name("B")[1:], fn.name("C")[1:]
+        fn.lines.append(f"  br i1 {with_bias}, label %{yes}, label %{done}")
+        fn.label(yes)
+        for q, v in enumerate(sums):
+            p = vec("%db", str(q * ln))
+            old = fn.op(f"load {vt}, {vt}* {p}, align {_align(t)}")
+            fn.lines.append(f"  store {vt} {fn.op(f'fadd {vt} {old}, {v}')}, {vt}* {p}, "
+                            f"align {_align(t)}")
+        fn.lines.append(f"  br label %{done}")
+        fn.label(done)
 
         def tile(row: str, mr: int) -> None:
             xs = []
@@ -618,7 +637,7 @@ def _module(t: str, ln: int, funcs: list[str]) -> str:
 
 
 _ARGS = {"conv": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 15,
-         "wgrad": (ctypes.c_void_p,) * 4 + (ctypes.c_int64,) * 10}
+         "wgrad": (ctypes.c_void_p,) * 5 + (ctypes.c_int64,) * 10}
 
 
 def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
@@ -680,10 +699,11 @@ def wgrad_kernel(dtype: Any, oc: int) -> Callable[..., None]:
       oc: output channels, a multiple of :func:`lanes`.
 
     Returns:
-      ``fn(x, dy, df, spans, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc)``: adds onto
-      ``df`` (flat ``[kh * kwc, oc]``) the products over images ``n0..n1`` of window
+      ``fn(x, dy, df, spans, db, n0, n1, oh, ow, shwpc, hpwpc, wpc, xs, kh, kwc)``: adds
+      onto ``df`` (flat ``[kh * kwc, oc]``) the products over images ``n0..n1`` of window
       element ``(i, k)`` at ``x + n*hpwpc + oy*shwpc + ox*xs + i*wpc + k`` with ``dy[n,
       oy, ox]``; ``spans`` (int64 ``[kh * kwc, 4]``: ``y0, y1, x0, x1``) bounds the
-      pixels where row ``(i, k)`` is not padding (:func:`wgrad_spans`).
+      pixels where row ``(i, k)`` is not padding (:func:`wgrad_spans`). Unless null,
+      ``db`` (``[oc]``) gets each image's sum of ``dy`` over its pixels added.
     """
     return _compile("wgrad", np.dtype(dtype), oc)

@@ -574,15 +574,42 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
     return [dx]
 
 
-def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
+def conv2d_backprop_filter_with_bias(node: Any, args: list) -> list[np.ndarray]:
+    """_Conv2DBackpropFilterWithBias: the filter's gradient and ``sum(out_backprop, axis=(0,
+    1, 2))``, the second summed per image (over its pixels, in the first's pass over
+    the image) then over images, where the register-blocked kernel runs; else
+    :func:`conv2d_backprop_filter` and the reference's sum.
+
+    Args:
+      node: the _Conv2DBackpropFilterWithBias IR node.
+      args: as :func:`conv2d_backprop_filter`'s.
+
+    Returns:
+      ``[gradient of the filter, gradient of the bias [out] (or [1, 1, 1, out]: attr
+      keep_dims)]``.
+    """
+    from graphflow.ops.nn_ops import conv_bias_grad
+
+    out = conv2d_backprop_filter(node, args, with_bias=True)
+    keep = node.attrs["bias_op"] == "Sum" and bool(node.attrs["keep_dims"])
+    if len(out) == 1:
+        return [out[0], conv_bias_grad(args[2], node.attrs["bias_op"], keep)]
+    if keep and out[1].ndim == 1:
+        return [out[0], out[1].reshape(1, 1, 1, -1)]
+    return out
+
+
+def conv2d_backprop_filter(node: Any, args: list, with_bias: bool = False) -> list[np.ndarray]:
     """Conv2DBackpropFilter: chunked im2col of the input, GEMM with out_backprop, summed.
 
     Args:
       node: the Conv2DBackpropFilter IR node.
       args: ``[input [N, H, W, C], filter_sizes (4 ints), out_backprop [N, oh, ow, out]]``.
+      with_bias: also return the bias's gradient when the register-blocked kernel runs
+        (:func:`conv2d_backprop_filter_with_bias`).
 
     Returns:
-      ``[gradient of the filter, of shape filter_sizes]``.
+      ``[gradient of the filter, of shape filter_sizes]`` (and the bias's).
     """
     x, sizes, dy = args
     fshape = _sizes(np.asarray(sizes))
@@ -611,16 +638,19 @@ def conv2d_backprop_filter(node: Any, args: list) -> list[np.ndarray]:
                              (pl, pl + x.shape[2]))
         rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
 
-        def images(n0: int, n1: int) -> np.ndarray:
-            df = np.zeros(fshape, x.dtype)  # the kernel adds to it
-            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, spans.ctypes.data, n0, n1,
-               *rest)
-            return df
+        def images(n0: int, n1: int) -> tuple[np.ndarray, np.ndarray]:
+            df = np.zeros(fshape, x.dtype)  # the kernel adds to them
+            db = np.zeros(oc, x.dtype)
+            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, spans.ctypes.data,
+               db.ctypes.data if with_bias else None, n0, n1, *rest)
+            return df, db
 
         parts = _split(images, n, m * kdim * oc)
-        for p in parts[1:]:
-            parts[0] += p
-        return [parts[0]]
+        df, db = parts[0]
+        for p, q in parts[1:]:
+            df += p
+            db += q
+        return [df, db] if with_bias else [df]
     rows = _chunk_rows(kdim)
 
     few = c <= _FEW_CHANNELS
@@ -1227,6 +1257,7 @@ LIBRARY: dict[str, LibraryFn] = {
     "Conv2D": conv2d,
     "Conv2DBackpropInput": conv2d_backprop_input,
     "Conv2DBackpropFilter": conv2d_backprop_filter,
+    "_Conv2DBackpropFilterWithBias": conv2d_backprop_filter_with_bias,
     "MaxPool": max_pool,
     "MaxPoolGrad": max_pool_grad,
     "_MaxPoolReluGrad": max_pool_grad,
@@ -1249,6 +1280,7 @@ STORE_EPILOGUE: dict[str, Callable[..., list[np.ndarray] | None]] = {
 as the kernel stores its result; None when it does not take the run-time case."""
 
 _WINDOW_OPS = {"Conv2D": None, "Conv2DBackpropInput": None, "Conv2DBackpropFilter": None,
+               "_Conv2DBackpropFilterWithBias": None,
                "MaxPool": "ksize", "MaxPoolGrad": "ksize", "_MaxPoolReluGrad": "ksize",
                "AvgPool": "ksize",
                "AvgPoolGrad": "ksize"}

@@ -1,0 +1,116 @@
+"""Remapping: ops that read the same large input become one op that reads it once.
+
+* ``Conv2DBackpropFilter(x, sizes, dy)`` and ``Sum(dy, axis=(0, 1, 2))`` or
+  ``BiasAddGrad(dy)`` (the gradient of a bias added to the convolution's NHWC
+  output) -> the two outputs of
+  ``_Conv2DBackpropFilterWithBias(x, sizes, dy)``, as TensorFlow's oneDNN build does
+  (``_MklConv2DBackpropFilterWithBias``). The reference computes both as before, bit
+  for bit; a backend's kernel sums the bias gradient in its own order.
+
+Unlike the rules of ``simplify`` this pairs two consumers of one value, which a
+one-node-at-a-time rewrite cannot: the pass finds the pairs, makes the fused node,
+redirects the users and puts the nodes back in topological order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from graphflow.compiler.ir import Node, Program, Value
+from graphflow.compiler.options import CompilerOptions
+from graphflow.compiler.pass_manager import Pass
+from graphflow.framework import op_def as _op_def
+
+
+def _bias_sum(s: Node, dy: Value) -> bool:
+    """Whether ``s`` sums the rank-4 NHWC ``dy`` over N, H and W: ``Sum`` over those
+    axes, or ``BiasAddGrad``."""
+    if s.type not in ("Sum", "BiasAddGrad") or s.control_inputs:
+        return False
+    (src,) = s.inputs
+    if src[0] is not dy[0] or src[1] != dy[1] or s.dtypes[0] is not dy[0].dtypes[dy[1]]:
+        return False
+    if s.type == "BiasAddGrad":
+        return s.attrs.get("data_format") == "NHWC"
+    axis = s.attrs.get("axis")
+    return axis is not None and sorted(a % 4 for a in axis) == [0, 1, 2] and len(axis) == 3
+
+
+def _toposort(nodes: list[Node]) -> list[Node]:
+    """``nodes`` in an order where every node follows its inputs and control inputs,
+    keeping the given order wherever it already does."""
+    pos = {n.id: k for k, n in enumerate(nodes)}
+    waits = {n.id: 0 for n in nodes}
+    after: dict[int, list[Node]] = {}
+    for n in nodes:
+        for p in {p.id for p, _ in n.inputs} | {c.id for c in n.control_inputs}:
+            if p in pos:
+                waits[n.id] += 1
+                after.setdefault(p, []).append(n)
+    ready = [(pos[n.id], n.id, n) for n in nodes if waits[n.id] == 0]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        _, _, n = heapq.heappop(ready)
+        out.append(n)
+        for u in after.get(n.id, ()):
+            waits[u.id] -= 1
+            if waits[u.id] == 0:
+                heapq.heappush(ready, (pos[u.id], u.id, u))
+    assert len(out) == len(nodes), "remap made a cycle"
+    return out
+
+
+def remap(program: Program) -> int:
+    """Applies the fusions above to ``program``; returns how many fused ops it made."""
+    users = program.users()
+    protected = program.control_users() | {t.id for t in program.targets}
+    repl: dict[tuple[int, int], Value] = {}
+    dropped: set[int] = set()
+    made: list[tuple[Node, Node]] = []  # (fused node, the node whose place it takes)
+    for w in program.nodes:
+        if (w.type != "Conv2DBackpropFilter" or w.control_inputs or w.id in protected
+                or w.attrs.get("data_format", "NHWC") != "NHWC"):
+            continue
+        dy = w.inputs[2]
+        sums = [u for u, _ in users.get(dy[0].id, ()) if u.id not in protected
+                and u.id not in dropped and _bias_sum(u, dy)]
+        if not sums:
+            continue
+        s = sums[0]
+        op = "_Conv2DBackpropFilterWithBias"
+        fused = program.new_node(
+            op, _op_def.lookup(op), {**w.attrs, "bias_op": s.type,
+                                     "keep_dims": bool(s.attrs.get("keep_dims"))},
+            list(w.inputs), [w.dtypes[0], s.dtypes[0]], [w.shapes[0], s.shapes[0]],
+            name=f"{w.name}/with_bias", origin=w.origin, seq=w.seq)
+        repl[(w.id, 0)] = (fused, 0)
+        repl[(s.id, 0)] = (fused, 1)
+        dropped |= {w.id, s.id}
+        made.append((fused, w))
+    if not made:
+        return 0
+    place = {w.id: f for f, w in made}
+    nodes = []
+    for n in program.nodes:
+        if n.id in place:
+            nodes.append(place[n.id])
+        elif n.id in dropped:
+            continue
+        else:
+            nodes.append(n)
+    for n in nodes:
+        n.inputs[:] = [repl.get((p.id, i), (p, i)) for p, i in n.inputs]
+    program.outputs = [repl.get((p.id, i), (p, i)) for p, i in program.outputs]
+    program.nodes = _toposort(nodes)
+    return len(made)
+
+
+class Remap(Pass):
+    """Applies :func:`remap` (see the module docstring)."""
+
+    name = "remap"
+
+    def run(self, program: Program, options: CompilerOptions) -> dict[str, Any]:
+        return {"fused": remap(program)}
