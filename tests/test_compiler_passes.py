@@ -515,9 +515,9 @@ def test_relu_gradients_without_zeros_match_the_interpreter(backend):
 
 
 # --- relu after max pooling: one gradient op ------------------------------------------------
-def _relu_pool_grad(ksize, strides, padding, shape=(None, 6, 7, 3)):
+def _relu_pool_grad(ksize, strides, padding, shape=(None, 6, 7, 3), relu=True):
     x, w = ph(shape=shape, name="x"), ph(shape=None, name="w")
-    m = gf.nn.max_pool(gf.nn.relu(x), ksize, strides, padding)
+    m = gf.nn.max_pool(gf.nn.relu(x) if relu else x, ksize, strides, padding)
     return gf.gradients(gf.reduce_sum(m * w), x)[0], [x, w]
 
 
@@ -528,6 +528,20 @@ def test_relu_after_max_pool_has_one_gradient_op():
     types = [n.type for n in after(fetch, feeds).nodes]
     assert "_MaxPoolReluGrad" in types
     assert "MaxPoolGrad" not in types and "Greater" not in types
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_remap_routes_a_max_pool_gradient(relu):
+    # The pool records each window's winner; its gradient reads those, not the input.
+    fetch, feeds = build(lambda: _relu_pool_grad([1, 2, 2, 1], [1, 2, 2, 1], "VALID",
+                                                  relu=relu))
+    types = after(fetch, feeds, ("simplify", "remap")).types()
+    assert "_MaxPoolWithRoute" in types and "_MaxPoolGradRoute" in types
+    assert not {"MaxPool", "MaxPoolGrad", "_MaxPoolReluGrad"} & set(types)
+    # Without a static height and width the gradient's shape is unknown: not routed.
+    fetch, feeds = build(lambda: _relu_pool_grad([1, 2, 2, 1], [1, 2, 2, 1], "VALID",
+                                                  shape=(None, None, None, 3), relu=relu))
+    assert "_MaxPoolGradRoute" not in after(fetch, feeds, ("simplify", "remap")).types()
 
 
 def test_relu_max_pool_grad_needs_the_pool_input_above_a_positive_zero():
@@ -554,14 +568,16 @@ _POOLS = [([1, 2, 2, 1], [1, 2, 2, 1], "VALID"),   # windows tile the input
           ([1, 2, 3, 1], [1, 1, 2, 1], "VALID")]
 
 
+@pytest.mark.parametrize("relu", [True, False])
 @pytest.mark.parametrize("pool", _POOLS)
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
-def test_relu_max_pool_grad_matches_the_interpreter(pool, backend):
+def test_relu_max_pool_grad_matches_the_interpreter(pool, backend, relu):
     # Ties (at relu's zeros and above), NaN, inf, -0.0 in the input; NaN and -0.0 in the
-    # gradient: the fused op must agree with where(r > 0, MaxPoolGrad(r, ...), 0) bit for bit.
+    # gradient: the fused ops (_MaxPoolReluGrad, then remap's routes) must agree with
+    # where(r > 0, MaxPoolGrad(r, ...), 0), or MaxPoolGrad, bit for bit.
     rng = np.random.default_rng(7)
     with gf.Graph().as_default():
-        dx, (x, w) = _relu_pool_grad(*pool)
+        dx, (x, w) = _relu_pool_grad(*pool, relu=relu)
         values = np.array([-1.0, 0.0, -0.0, 1.0, 2.0, np.nan, np.inf, -np.inf, 0.5],
                           np.float32)
         xs = rng.choice(values, (4, 6, 7, 3)).astype(np.float32)

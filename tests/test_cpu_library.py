@@ -432,12 +432,21 @@ def test_matmul_rows_split_over_threads_match():
 
 
 # --- pooling --------------------------------------------------------------------------------
-POOL_OPS = ["MaxPool", "AvgPool", "MaxPoolGrad", "_MaxPoolReluGrad", "AvgPoolGrad"]
+POOL_OPS = ["MaxPool", "AvgPool", "MaxPoolGrad", "_MaxPoolReluGrad", "AvgPoolGrad",
+            "_MaxPoolWithRoute", "_MaxPoolWithRoute+", "_MaxPoolGradRoute"]
+# (made by the compiler's remap pass; "+": the positive routes after a relu)
 
 
-def pool_node(op: str, dtype: Any, ksize: tuple, strides: tuple, padding: str) -> Any:
+def pool_node(op: str, dtype: Any, ksize: tuple, strides: tuple, padding: str,
+              orig_size: tuple = (0, 0)) -> Any:
     attrs = {"ksize": (1, ksize[0], ksize[1], 1), "strides": (1, strides[0], strides[1], 1),
              "padding": padding, "data_format": "NHWC"}
+    if op.startswith("_MaxPoolWithRoute"):
+        return node_of(lambda: make("_MaxPoolWithRoute", [ph(dtype)],
+                                    {**attrs, "positive": op.endswith("+")}, name="pool"))
+    if op == "_MaxPoolGradRoute":
+        return node_of(lambda: make(op, [ph(np.uint8), ph(dtype)],
+                                    {**attrs, "orig_size": orig_size}, name="pool_grad"))
     if op == "MaxPool":
         return node_of(lambda: gf.nn.max_pool(ph(dtype), attrs["ksize"], attrs["strides"],
                                               padding))
@@ -456,8 +465,14 @@ def pool_args(op: str, rng: np.random.Generator, dtype: Any, x_shape: tuple, ksi
     oh = out_size(x_shape[1], ksize[0], strides[0], padding)
     ow = out_size(x_shape[2], ksize[1], strides[1], padding)
     g = rand(rng, (x_shape[0], oh, ow, x_shape[3]), dtype)
-    if op in ("MaxPool", "AvgPool"):
+    if op in ("MaxPool", "AvgPool") or op.startswith("_MaxPoolWithRoute"):
         return [x]
+    if op == "_MaxPoolGradRoute":  # the routes of a relu'd pool of x
+        pool = pool_node("_MaxPoolWithRoute+", dtype, ksize, strides, padding)
+        try:
+            return [eval_node(pool, [x], None)[1], g]
+        except gf.errors.InvalidArgumentError:  # a window larger than x: the grad raises too
+            return [np.zeros(g.shape, np.uint8), g]
     if op in ("MaxPoolGrad", "_MaxPoolReluGrad"):
         return [x, np.zeros_like(g), g]  # orig_output is not read
     return [np.array(x_shape, np.int32), g]
@@ -477,7 +492,7 @@ def check_pool(op: str, node: Any, args: list, split: bool = False) -> None:
        split=st.booleans())
 def test_pool_random(op, dtype, n, h, w, c, kh, kw, sh, sw, padding, ties, seed, split):
     rng = np.random.default_rng(seed)
-    node = pool_node(op, dtype, (kh, kw), (sh, sw), padding)
+    node = pool_node(op, dtype, (kh, kw), (sh, sw), padding, (h, w))
     check_pool(op, node, pool_args(op, rng, dtype, (n, h, w, c), (kh, kw), (sh, sw), padding,
                                    ties), split)
 
@@ -496,7 +511,7 @@ def test_pool_random(op, dtype, n, h, w, c, kh, kw, sh, sw, padding, ties, seed,
 ])
 def test_pool_edges(op, dtype, x_shape, ksize, strides, padding):
     rng = np.random.default_rng(11)
-    node = pool_node(op, dtype, ksize, strides, padding)
+    node = pool_node(op, dtype, ksize, strides, padding, x_shape[1:3])
     for ties in (False, True):
         args = pool_args(op, rng, dtype, x_shape, ksize, strides, padding, ties)
         check_pool(op, node, args)
@@ -511,7 +526,7 @@ def test_pool_nonfinite_and_ties(op, dtype, window, stride):
     # Max pooling: NaN wins the forward max; the gradient goes to the first strict
     # maximum, never to a later NaN, and stays with a NaN that comes first.
     rng = np.random.default_rng(5)
-    node = pool_node(op, dtype, window, stride, "SAME")
+    node = pool_node(op, dtype, window, stride, "SAME", (7, 6))
     args = pool_args(op, rng, dtype, (2, 7, 6, 4), window, stride, "SAME", ties=True)
     args = [sprinkle(rng, a, (np.nan, np.nan, np.inf, -np.inf, 1e300 if dtype == np.float64
                               else 1e38)) if a.dtype.kind == "f" else a for a in args]

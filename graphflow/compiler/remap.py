@@ -7,6 +7,11 @@
   (``_MklConv2DBackpropFilterWithBias``). The reference computes both as before, bit
   for bit; a backend's kernel sums the bias gradient in its own order.
 
+* ``MaxPool(r)`` and its gradient ``MaxPoolGrad(r, MaxPool(r), g)`` (or
+  ``_MaxPoolReluGrad``) -> ``_MaxPoolWithRoute(r)``, which also records each
+  window's winning tap (a byte per output), and ``_MaxPoolGradRoute(route, g)``:
+  the gradient no longer reads ``r`` (4x the pooled size at 2x2 windows) again.
+
 Unlike the rules of ``simplify`` this pairs two consumers of one value, which a
 one-node-at-a-time rewrite cannot: the pass finds the pairs, makes the fused node,
 redirects the users and puts the nodes back in topological order.
@@ -20,6 +25,7 @@ from typing import Any
 from graphflow.compiler.ir import Node, Program, Value
 from graphflow.compiler.options import CompilerOptions
 from graphflow.compiler.pass_manager import Pass
+from graphflow.framework import dtypes as _dt
 from graphflow.framework import op_def as _op_def
 
 
@@ -62,6 +68,53 @@ def _toposort(nodes: list[Node]) -> list[Node]:
     return out
 
 
+_POOL_ATTRS = ("ksize", "strides", "padding", "data_format")
+
+
+def _routes(program: Program, protected: set[int], repl: dict, dropped: set[int],
+            made: list[tuple[Node, Node]]) -> None:
+    """MaxPool(r) with its gradient MaxPoolGrad(r, MaxPool(r), g) (or _MaxPoolReluGrad)
+    -> _MaxPoolWithRoute(r) and _MaxPoolGradRoute(route, g)."""
+    pools: dict[int, Node] = {}  # MaxPool id -> its _MaxPoolWithRoute
+    for gnode in program.nodes:
+        if gnode.type not in ("MaxPoolGrad", "_MaxPoolReluGrad") or gnode.control_inputs \
+                or gnode.id in protected:
+            continue
+        r, m, g = gnode.inputs
+        pool = m[0]
+        if (pool.type != "MaxPool" or m[1] != 0 or pool.control_inputs or pool.id in protected
+                or pool.inputs[0][0] is not r[0] or pool.inputs[0][1] != r[1]
+                or any(pool.attrs.get(k) != gnode.attrs.get(k) for k in _POOL_ATTRS)
+                or pool.attrs.get("data_format") != "NHWC"):
+            continue
+        ksize = pool.attrs["ksize"]
+        size = r[0].shapes[r[1]].values
+        if ksize[1] * ksize[2] >= 255 or size is None or None in size[1:3]:
+            continue
+        positive = gnode.type == "_MaxPoolReluGrad"
+        routed = pools.get(pool.id)
+        if routed is None:
+            routed = program.new_node(
+                "_MaxPoolWithRoute", _op_def.lookup("_MaxPoolWithRoute"),
+                {**pool.attrs, "positive": positive}, [r], [pool.dtypes[0], _dt.uint8],
+                [pool.shapes[0], pool.shapes[0]], name=f"{pool.name}/with_route",
+                origin=pool.origin, seq=pool.seq)
+            pools[pool.id] = routed
+            repl[(pool.id, 0)] = (routed, 0)
+            dropped.add(pool.id)
+            made.append((routed, pool))
+        elif routed.attrs["positive"] != positive:
+            continue
+        grad = program.new_node(
+            "_MaxPoolGradRoute", _op_def.lookup("_MaxPoolGradRoute"),
+            {**{k: pool.attrs[k] for k in _POOL_ATTRS}, "orig_size": tuple(size[1:3])},
+            [(routed, 1), g], list(gnode.dtypes), list(gnode.shapes),
+            name=f"{gnode.name}/route", origin=gnode.origin, seq=gnode.seq)
+        repl[(gnode.id, 0)] = (grad, 0)
+        dropped.add(gnode.id)
+        made.append((grad, gnode))
+
+
 def remap(program: Program) -> int:
     """Applies the fusions above to ``program``; returns how many fused ops it made."""
     users = program.users()
@@ -69,6 +122,7 @@ def remap(program: Program) -> int:
     repl: dict[tuple[int, int], Value] = {}
     dropped: set[int] = set()
     made: list[tuple[Node, Node]] = []  # (fused node, the node whose place it takes)
+    _routes(program, protected, repl, dropped, made)
     for w in program.nodes:
         if (w.type != "Conv2DBackpropFilter" or w.control_inputs or w.id in protected
                 or w.attrs.get("data_format", "NHWC") != "NHWC"):

@@ -1630,6 +1630,65 @@ class MaxPoolReluGrad(MaxPoolGrad):
         return _from_nhwc(dx, fmt)
 
 
+NO_ROUTE = 255  # a _MaxPoolWithRoute window that routes no gradient
+
+
+@register
+class MaxPoolWithRoute(_Pool):
+    """Made by the compiler only (the ``remap`` pass): MaxPool, and per output the tap
+    ``i * kw + j`` of its window's first maximum (uint8; ``NO_ROUTE`` with attr
+    ``positive`` when that maximum is not above zero) for :class:`MaxPoolGradRoute`, so
+    the pool's gradient does not read the input again.
+    """
+
+    type = "_MaxPoolWithRoute"
+    grad = None
+
+    def infer(self, op):
+        ((d, shape),) = super().infer(op)
+        return [(d, shape), (_dt.uint8, shape)]
+
+    def reference(self, op, inputs, ctx):
+        x = _to_nhwc(inputs[0], "NHWC")
+        m = _op_def.lookup("MaxPool").reference(op, inputs, ctx)
+        n, h, w, c = x.shape
+        k, s, pads, (oh, ow) = self.geometry(op, x.shape)
+        if oh == 0 or ow == 0 or n == 0 or c == 0:
+            return [m, np.zeros(m.shape, np.uint8)]
+        arg, best = _max_pool_argmax(x, k, s, pads, (oh, ow), with_max=True)
+        if op.get_attr("positive"):
+            arg = np.where(best > 0, arg, NO_ROUTE)
+        return [m, arg.astype(np.uint8)]
+
+
+@register
+class MaxPoolGradRoute(_PoolAttrs):
+    """Made by the compiler only (the ``remap`` pass): MaxPoolGrad (or _MaxPoolReluGrad)
+    from the routes of :class:`MaxPoolWithRoute`: inputs ``(route, grad)``, attr
+    ``orig_size`` (the input's H and W). The same sums as the op it replaces.
+    """
+
+    type = "_MaxPoolGradRoute"
+
+    def infer(self, op):
+        route, g = op.inputs
+        dims = g.shape.values or (None,) * 4
+        h, w = op.get_attr("orig_size")
+        return [(g.dtype, TensorShape([dims[0], h, w, dims[3]]))]
+
+    def reference(self, op, inputs, ctx):
+        route, g = inputs
+        n, _, _, c = g.shape
+        shape = (n, *op.get_attr("orig_size"), c)
+        k, s, pads, out = self.geometry(op, shape)
+        if g.shape != (n, out[0], out[1], c) or route.shape != g.shape:
+            raise _invalid(f"MaxPoolGrad: grad has shape {list(g.shape)}, expected "
+                           f"{[n, out[0], out[1], c]} (NHWC)")
+        zero = np.zeros((), g.dtype)
+        return _scatter_taps(lambda i, j: np.where(route == i * k[1] + j, g, zero), shape, k, s,
+                             pads, out, g.dtype)
+
+
 @register
 class MaxPoolGradGrad(_MaxPoolGradOp):
     """The gradient of MaxPoolGrad for its ``grad``: picks ``grad`` (input-shaped) at each

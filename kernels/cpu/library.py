@@ -879,6 +879,188 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, positive, lo, hi):
                         df[s + t] = zero + gf[go + t] if arg[t] == kf else zero
 
 
+@_jit
+def _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi):
+    """MaxPool of output rows ``lo..hi`` (``(n, oy)`` flat) with each output's route: the
+    tap ``i * kw + j`` of its window's first strict maximum (the rules of
+    :func:`_window_argmax`), or 255 with ``positive`` when that maximum is not above
+    zero. The max itself propagates NaN, as NumPy's max. One pass over each window,
+    branch-free per channel (the tap is carried as a float of x's dtype)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    oh, ow = out.shape[1], out.shape[2]
+    xf, of, rf = x.reshape(-1), out.reshape(-1), route.reshape(-1)
+    uc = _U(c)
+    best, arg, _, scalar = _argmax_work(c, 1, x, out)
+    for q in range(lo, hi):
+        n = q // oh
+        oy = q - n * oh
+        y0 = oy * sh - pt
+        i0, i1 = max(0, -y0), min(kh, h - y0)
+        for ox in range(ow):
+            x0 = ox * sw - pl
+            j0, j1 = max(0, -x0), min(kw, w - x0)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            o = _U((q * ow + ox) * c)
+            if i1 - i0 == 2 and j1 - j0 == 2:
+                # A whole 2x2 window (the common pool): straight-line selects per channel,
+                # the first strict maximum as in _window_argmax (NaN never compares
+                # greater; a NaN first stays), which vectorise.
+                s0 = _U(((n * h + y0 + i0) * w + x0 + j0) * c)
+                s2 = s0 + _U(w * c)
+                c0 = np.uint8(i0 * kw + j0)
+                c1 = np.uint8(i0 * kw + j0 + 1)
+                c2 = np.uint8((i0 + 1) * kw + j0)
+                c3 = np.uint8((i0 + 1) * kw + j0 + 1)
+                none = np.uint8(255)
+                for t in range(uc):
+                    v0, v1, v2, v3 = xf[s0 + t], xf[s0 + uc + t], xf[s2 + t], xf[s2 + uc + t]
+                    of[o + t] = np.maximum(np.maximum(np.maximum(v0, v1), v2), v3)
+                    take = v0 < v1
+                    a = c1 if take else c0
+                    b = v1 if take else v0
+                    take = b < v2
+                    a = c2 if take else a
+                    b = v2 if take else b
+                    take = b < v3
+                    a = c3 if take else a
+                    b = v3 if take else b
+                    rf[o + t] = a if b > 0 or not positive else none
+                continue
+            _route_window(xf, of, best, arg, scalar, n, h, w, c, y0, x0, i0, i1, j0, j1, kw, o)
+            if positive:
+                for t in range(uc):
+                    rf[o + t] = np.uint8(arg[t]) if best[t] > 0 else np.uint8(255)
+            else:
+                for t in range(uc):
+                    rf[o + t] = np.uint8(arg[t])
+
+
+@_jit
+def _route_window(xf, of, best, arg, scalar, n, h, w, c, y0, x0, i0, i1, j0, j1, kw, o):
+    """:func:`_pool_route` for one window of any size: its max into ``of[o:o+c]``, the
+    first strict maximum and its tap into ``best`` and ``arg``."""
+    uc = _U(c)
+    first = True
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+            scalar[0] = i * kw + j
+            tap = scalar[0]
+            if first:
+                for t in range(uc):
+                    v = xf[s + t]
+                    of[o + t] = v
+                    best[t] = v
+                    arg[t] = tap
+                first = False
+            else:
+                for t in range(uc):
+                    v, b = xf[s + t], best[t]
+                    arg[t] += (tap - arg[t]) * (b < v)
+                    best[t] = np.maximum(b, np.fmax(v, b))
+                    of[o + t] = np.maximum(of[o + t], v)
+
+
+@_jit
+def _route_grad(route, g, dx, kh, kw, sh, sw, pt, pl, tiled, lo, hi):
+    """MaxPoolGrad from routes (:func:`_pool_route`) for images ``lo..hi``. ``tiled``
+    (stride = window): each element of ``dx`` is in at most one window and is written
+    once (``dx`` must be zeros only where no window reaches); else each window's
+    gradient is added at its route, windows from last to first (:func:`_pool_grad`'s
+    order), onto zeros."""
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    oh, ow = g.shape[1], g.shape[2]
+    rf, gf, df = route.reshape(-1), g.reshape(-1), dx.reshape(-1)
+    uc = _U(c)
+    zero = dx.dtype.type(0)
+    for n in range(lo, hi):
+        for a in range(oh):
+            oy = a if tiled else oh - 1 - a
+            y0 = oy * sh - pt
+            i0, i1 = max(0, -y0), min(kh, h - y0)
+            for b in range(ow):
+                ox = b if tiled else ow - 1 - b
+                x0 = ox * sw - pl
+                j0, j1 = max(0, -x0), min(kw, w - x0)
+                go = _U(((n * oh + oy) * ow + ox) * c)
+                if tiled:
+                    for i in range(i0, i1):
+                        for j in range(j0, j1):
+                            s = _U(((n * h + y0 + i) * w + x0 + j) * c)
+                            tap = i * kw + j
+                            for t in range(uc):
+                                df[s + t] = zero + gf[go + t] if rf[go + t] == tap else zero
+                else:
+                    for t in range(uc):
+                        code = np.int64(rf[go + t])
+                        if code != 255:
+                            i = code // kw
+                            j = code - i * kw
+                            df[_U(((n * h + y0 + i) * w + x0 + j) * c) + t] += gf[go + t]
+
+
+def max_pool_with_route(node: Any, args: list) -> list[np.ndarray]:
+    """_MaxPoolWithRoute: MaxPool and each output's route (:func:`_pool_route`).
+
+    Args:
+      node: the _MaxPoolWithRoute IR node (MaxPool's attrs and ``positive``).
+      args: ``[input [N, H, W, C]]``.
+
+    Returns:
+      ``[output [N, oh, ow, C], route (uint8, the same shape)]``.
+    """
+    x = args[0]
+    if not _is_float(x) or x.ndim != 4:
+        return _reference(node, args)
+    geo = _pool_geometry(node, x.shape)
+    if geo is None:
+        return _reference(node, args)
+    kh, kw, sh, sw, oh, pt, ow, pl = geo
+    n, _, _, c = x.shape
+    out = buffers.zeros((n, oh, ow, c), x.dtype)
+    route = np.zeros((n, oh, ow, c), np.uint8)
+    if out.size == 0:
+        return [out, route]
+    x = np.ascontiguousarray(x)
+    positive = bool(node.attrs.get("positive"))
+    _split(lambda lo, hi: _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi),
+           n * oh, out.size * kh * kw)
+    return [out, route]
+
+
+def max_pool_grad_route(node: Any, args: list) -> list[np.ndarray]:
+    """_MaxPoolGradRoute: each window's gradient at its route (bit-exact).
+
+    Args:
+      node: the _MaxPoolGradRoute IR node (pool attrs and ``orig_size``).
+      args: ``[route (uint8) [N, oh, ow, C], grad [N, oh, ow, C]]``.
+
+    Returns:
+      ``[gradient of the pool's input [N, H, W, C]]``.
+    """
+    route, g = args
+    if not _is_float(g) or g.ndim != 4 or route.shape != g.shape:
+        return _reference(node, args)
+    n, _, _, c = g.shape
+    shape = (n, *node.attrs["orig_size"], c)
+    geo = _pool_geometry(node, shape)
+    if geo is None:
+        return _reference(node, args)
+    kh, kw, sh, sw, oh, pt, ow, pl = geo
+    if g.shape != (n, oh, ow, c):
+        return _reference(node, args)
+    route, g = np.ascontiguousarray(route), np.ascontiguousarray(g)
+    tiled = (sh, sw) == (kh, kw)
+    covered = oh * kh - pt >= shape[1] and ow * kw - pl >= shape[2]
+    dx = (buffers.empty if tiled and covered and g.size else buffers.zeros)(shape, g.dtype)
+    if g.size == 0:
+        return [dx]
+    _split(lambda lo, hi: _route_grad(route, g, dx, kh, kw, sh, sw, pt, pl, tiled, lo, hi), n,
+           dx.size if tiled else g.size * kh * kw)
+    return [dx]
+
+
 def _pool_geometry(node: Any, shape: tuple) -> tuple | None:
     """``(kh, kw, sh, sw, oh, pt, ow, pl)`` of an NHWC pool of an input of ``shape``."""
     cfg = _nhwc_config(node, "ksize")
@@ -1261,6 +1443,8 @@ LIBRARY: dict[str, LibraryFn] = {
     "MaxPool": max_pool,
     "MaxPoolGrad": max_pool_grad,
     "_MaxPoolReluGrad": max_pool_grad,
+    "_MaxPoolWithRoute": max_pool_with_route,
+    "_MaxPoolGradRoute": max_pool_grad_route,
     "AvgPool": avg_pool,
     "AvgPoolGrad": avg_pool_grad,
     "Softmax": softmax,
@@ -1282,6 +1466,7 @@ as the kernel stores its result; None when it does not take the run-time case.""
 _WINDOW_OPS = {"Conv2D": None, "Conv2DBackpropInput": None, "Conv2DBackpropFilter": None,
                "_Conv2DBackpropFilterWithBias": None,
                "MaxPool": "ksize", "MaxPoolGrad": "ksize", "_MaxPoolReluGrad": "ksize",
+               "_MaxPoolWithRoute": "ksize", "_MaxPoolGradRoute": "ksize",
                "AvgPool": "ksize",
                "AvgPoolGrad": "ksize"}
 
