@@ -37,6 +37,10 @@ def test_shape_dtype_and_layout(dtype):
     assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
     z = buffers.zeros(shape, dtype)
     assert not z.any() and not np.shares_memory(a, z)
+    # Vector loads never cross a cache line: every pooled array starts on one.
+    assert _addr(a) % buffers.ALIGN == 0 and _addr(z) % buffers.ALIGN == 0
+    del a
+    assert _addr(buffers.empty(shape, dtype)) % buffers.ALIGN == 0  # a recycled one too
 
 
 def test_a_dropped_array_is_reused_and_a_held_one_never():

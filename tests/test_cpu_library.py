@@ -285,6 +285,18 @@ def test_conv_kernel_skips_only_padding_rows(dtype, real):
         np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
 
 
+def test_filters_are_read_from_cache_line_aligned_memory():
+    raw = np.arange(6 * 16 + 1, dtype=np.float32)[1:].reshape(6, 16)  # 4 bytes past a line?
+    a = library._aligned(raw)
+    assert a.ctypes.data % 64 == 0 and a.flags.c_contiguous
+    np.testing.assert_array_equal(a, raw)
+    t = library._aligned(raw.T)  # a transposed view: copied in C order
+    assert t.ctypes.data % 64 == 0 and t.flags.c_contiguous
+    np.testing.assert_array_equal(t, raw.T)
+    b = library._aligned(a)
+    assert b is a  # already aligned: not copied
+
+
 def test_conv_store_epilogue_declines_what_it_does_not_take():
     rng = np.random.default_rng(3)
     lanes = convkernels.lanes(np.float32)

@@ -96,8 +96,9 @@ def _split(fn: Callable[[int, int], Any], n: int, work: int) -> list[Any]:
 _SCRATCH = threading.local()
 
 
-def _scratch(size: int, dtype: Any) -> np.ndarray:
-    """A 1-D work array of ``size`` elements, reused by this thread's later calls.
+def _scratch(size: int, dtype: Any, slot: str = "") -> np.ndarray:
+    """A 1-D work array of ``size`` elements, reused by this thread's later calls (per
+    ``slot``: a caller holding one slot's array takes another's).
 
     The im2col/col2im buffers are megabytes; a fresh one per call came as new pages
     from the OS and page-faulted on every run (about 2,600 faults per cnn step).
@@ -106,11 +107,24 @@ def _scratch(size: int, dtype: Any) -> np.ndarray:
     pool = getattr(_SCRATCH, "arrays", None)
     if pool is None:
         pool = _SCRATCH.arrays = {}
-    dtype = np.dtype(dtype)
-    a = pool.get(dtype)
+    key = (slot, np.dtype(dtype))
+    a = pool.get(key)
     if a is None or a.size < size:
-        a = pool[dtype] = np.empty(size, dtype)
+        a = pool[key] = np.empty(size, key[1])
     return a[:size]
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """``a`` C-contiguous from a multiple of :data:`buffers.ALIGN` bytes: itself when it is,
+    else a copy in this thread's scratch (the kernels' vector loads of a filter row then
+    never cross a cache line)."""
+    if a.flags.c_contiguous and a.ctypes.data % buffers.ALIGN == 0:
+        return a
+    buf = _scratch(a.size + buffers.ALIGN // a.itemsize, a.dtype, "aligned")
+    start = -buf.ctypes.data % buffers.ALIGN // a.itemsize
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
 
 
 # --- fallback and attribute parsing -------------------------------------------------------
@@ -412,7 +426,7 @@ def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
     fn = convkernels.conv_kernel(x.dtype, oc)
-    f = np.ascontiguousarray(f)
+    f = _aligned(f)
     addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data,
             None if bias is None else bias.ctypes.data)
     # Window rows at a time when the filter outgrows L1 (then a block of it is read from
