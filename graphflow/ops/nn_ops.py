@@ -1574,6 +1574,8 @@ class MaxPoolGrad(_MaxPoolGradOp):
     orig_output, ``MaxPoolGradGrad`` for grad.
     """
 
+    positive = False  # (_MaxPoolReluGrad: only to maxima above zero)
+
     @staticmethod
     def grad(op, g):
         x, y, _ = op.inputs
@@ -1595,8 +1597,10 @@ class MaxPoolGrad(_MaxPoolGradOp):
                            f"{[n, out[0], out[1], c]} (NHWC)")
         if not (out[0] and out[1] and n and c):
             return _from_nhwc(np.zeros(x.shape, g.dtype), fmt)
-        arg = _max_pool_argmax(x, k, s, pads, out)
+        arg, best = _max_pool_argmax(x, k, s, pads, out, with_max=True)
         zero = np.zeros((), g.dtype)
+        if self.positive:
+            g = np.where(best > 0, g, zero)
         dx = _scatter_taps(lambda i, j: np.where(arg == i * k[1] + j, g, zero), x.shape, k, s,
                            pads, out, g.dtype)
         return _from_nhwc(dx, fmt)
@@ -1613,21 +1617,7 @@ class MaxPoolReluGrad(MaxPoolGrad):
 
     type = "_MaxPoolReluGrad"
     grad = None
-
-    def reference(self, op, inputs, ctx):
-        fmt, x, g, k, s, pads, out = self.run(op, inputs)
-        n, h, w, c = x.shape
-        if g.shape != (n, out[0], out[1], c):
-            raise _invalid(f"MaxPoolGrad: grad has shape {list(g.shape)}, expected "
-                           f"{[n, out[0], out[1], c]} (NHWC)")
-        if not (out[0] and out[1] and n and c):
-            return _from_nhwc(np.zeros(x.shape, g.dtype), fmt)
-        arg, best = _max_pool_argmax(x, k, s, pads, out, with_max=True)
-        zero = np.zeros((), g.dtype)
-        g = np.where(best > 0, g, zero)
-        dx = _scatter_taps(lambda i, j: np.where(arg == i * k[1] + j, g, zero), x.shape, k, s,
-                           pads, out, g.dtype)
-        return _from_nhwc(dx, fmt)
+    positive = True
 
 
 NO_ROUTE = 255  # a _MaxPoolWithRoute window that routes no gradient

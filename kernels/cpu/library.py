@@ -1024,22 +1024,15 @@ def max_pool_with_route(node: Any, args: list) -> list[np.ndarray]:
     Returns:
       ``[output [N, oh, ow, C], route (uint8, the same shape)]``.
     """
-    x = args[0]
-    if not _is_float(x) or x.ndim != 4:
+    pool = _pool_input(node, args)
+    if pool is None:
         return _reference(node, args)
-    geo = _pool_geometry(node, x.shape)
-    if geo is None:
-        return _reference(node, args)
-    kh, kw, sh, sw, oh, pt, ow, pl = geo
-    n, _, _, c = x.shape
-    out = buffers.zeros((n, oh, ow, c), x.dtype)
-    route = np.zeros((n, oh, ow, c), np.uint8)
-    if out.size == 0:
-        return [out, route]
-    x = np.ascontiguousarray(x)
-    positive = bool(node.attrs.get("positive"))
-    _split(lambda lo, hi: _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi),
-           n * oh, out.size * kh * kw)
+    x, (kh, kw, sh, sw, oh, pt, ow, pl), out = pool
+    route = np.zeros(out.shape, np.uint8)
+    if out.size:
+        positive = bool(node.attrs.get("positive"))
+        _split(lambda lo, hi: _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo,
+                                          hi), x.shape[0] * oh, out.size * kh * kw)
     return [out, route]
 
 
@@ -1088,21 +1081,28 @@ def _pool_geometry(node: Any, shape: tuple) -> tuple | None:
     return kh, kw, sh, sw, oh, pt, ow, pl
 
 
-def _pool_forward(node: Any, args: list, is_max: bool) -> list[np.ndarray]:
+def _pool_input(node: Any, args: list) -> tuple | None:
+    """``(x, geometry, out)`` of a pool of a float NHWC input (``out``: zeros of the pooled
+    shape), or None (the reference runs it)."""
     x = args[0]
     if not _is_float(x) or x.ndim != 4:
-        return _reference(node, args)
+        return None
     geo = _pool_geometry(node, x.shape)
     if geo is None:
+        return None
+    oh, ow = geo[4], geo[6]
+    out = buffers.zeros((x.shape[0], oh, ow, x.shape[3]), x.dtype)
+    return np.ascontiguousarray(x), geo, out
+
+
+def _pool_forward(node: Any, args: list, is_max: bool) -> list[np.ndarray]:
+    pool = _pool_input(node, args)
+    if pool is None:
         return _reference(node, args)
-    kh, kw, sh, sw, oh, pt, ow, pl = geo
-    n, _, _, c = x.shape
-    out = buffers.zeros((n, oh, ow, c), x.dtype)
-    if out.size == 0:
-        return [out]
-    x = np.ascontiguousarray(x)
-    _split(lambda lo, hi: _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi), n * oh,
-           out.size * kh * kw)
+    x, (kh, kw, sh, sw, oh, pt, ow, pl), out = pool
+    if out.size:
+        _split(lambda lo, hi: _pool(x, out, kh, kw, sh, sw, pt, pl, is_max, lo, hi),
+               x.shape[0] * oh, out.size * kh * kw)
     return [out]
 
 
