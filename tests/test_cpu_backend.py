@@ -655,3 +655,68 @@ def test_conv_epilogue_stays_a_pass_when_the_conv_result_is_read_too():
         exe = next(iter(s._cache.values()))
         assert all(a.store_epilogue is None for a in exe.anchored)
     np.testing.assert_array_equal(got_y, np.maximum(got_c + np.float32(1), 0))
+
+
+def _two_conv_training(rng, dtype):
+    x = gf.placeholder(dtype, [None, 9, 9, 3])
+    f1 = gf.Variable((rng.standard_normal((3, 3, 3, 16)) * 0.3).astype(dtype))
+    f2 = gf.Variable((rng.standard_normal((3, 3, 16, 16)) * 0.3).astype(dtype))
+    b2 = gf.Variable(np.full(16, 0.1, dtype))
+    h = gf.nn.relu(gf.nn.conv2d(x, f1, [1, 1, 1, 1], "SAME"))
+    h = gf.nn.relu(gf.nn.conv2d(h, f2, [1, 1, 1, 1], "SAME") + b2)
+    loss = gf.reduce_mean(gf.square(h))
+    train = gf.train.GradientDescentOptimizer(0.1).minimize(loss)
+    return x, loss, train, [f1, f2, b2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_convolutions_two_gradients_run_side_by_side(dtype):
+    # The second conv's input and filter gradients are independent: one PairKernel runs
+    # them at once (each on its own copy of the buffer list, since the memory plan
+    # hands the filter gradient buffers the input gradient reads last). Same bits as
+    # one after the other; close to the reference.
+    rng = np.random.default_rng(12)
+    x, loss, train, params = _two_conv_training(rng, dtype)
+    xs = rng.standard_normal((4, 9, 9, 3)).astype(dtype)
+    results = {}
+    for name, concurrent in (("paired", backend._CONCURRENT), ("one by one", frozenset()),
+                             ("reference", None)):
+        with mock.patch.object(backend, "_CONCURRENT", concurrent or frozenset()):
+            with gf.Session(backend="reference" if concurrent is None else "cpu") as s:
+                s.run(gf.global_variables_initializer())
+                losses = [s.run([train, loss], {x: xs})[1] for _ in range(3)]
+                results[name] = losses + s.run(params)
+                if concurrent:
+                    exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                    (pair,) = exe.paired
+                    assert {pair.first.anchor.type, pair.second.anchor.type} == {
+                        "Conv2DBackpropInput", "_Conv2DBackpropFilterWithBias"}
+    for a, b, r in zip(results["paired"], results["one by one"], results["reference"]):
+        np.testing.assert_array_equal(a, b)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+
+
+def test_an_error_in_a_paired_step_is_raised_after_both():
+    rng = np.random.default_rng(13)
+    x, loss, train, _ = _two_conv_training(rng, np.float32)
+    xs = rng.standard_normal((2, 9, 9, 3)).astype(np.float32)
+    with gf.Session() as s:
+        s.run(gf.global_variables_initializer())
+        s.run(train, {x: xs})
+        exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+        (pair,) = exe.paired
+        ran = []
+
+        def boom(env, state):
+            raise gf.errors.InvalidArgumentError(None, None, "boom")
+
+        def other(env, state, run=pair.second.run):
+            ran.append(True)
+            run(env, state)
+
+        with mock.patch.object(pair.first, "run", boom), \
+                mock.patch.object(pair.second, "run", other):
+            with pytest.raises(gf.errors.InvalidArgumentError, match="boom"):
+                s.run(train, {x: xs})
+        assert ran == [True]
