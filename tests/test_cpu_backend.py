@@ -720,3 +720,44 @@ def test_an_error_in_a_paired_step_is_raised_after_both():
             with pytest.raises(gf.errors.InvalidArgumentError, match="boom"):
                 s.run(train, {x: xs})
         assert ran == [True]
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 3), h=st.integers(3, 11), w=st.integers(3, 11),
+       c=st.sampled_from([1, 3, 16]), oc=st.sampled_from([3, 16, 32]), k=st.integers(1, 4),
+       stride=st.integers(1, 2), padding=st.sampled_from(["SAME", "VALID"]),
+       pool=st.sampled_from([(2, 2), (3, 2), (2, 1)]), bias_add=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_random_conv_relu_pool_training_matches_the_reference(n, h, w, c, oc, k, stride,
+                                                             padding, pool, bias_add, seed):
+    # Everything the compiler and the CPU backend do to a conv layer at once: relu's
+    # gradient joined to the pool's, the pool's routes, the bias's gradient fused with the
+    # filter's, bias + relu stored by the conv kernel, padding skipped, the second conv's
+    # two gradients side by side. One SGD step, float64, against the reference.
+    if padding == "VALID" and (h < k or w < k):
+        return
+    rng = np.random.default_rng(seed)
+    g = gf.Graph()
+    with g.as_default():
+        x = gf.placeholder(gf.float64, [None, h, w, c])
+        f1 = gf.Variable(rng.standard_normal((k, k, c, oc)) * 0.5)
+        b1 = gf.Variable(rng.standard_normal(oc) * 0.1)
+        f2 = gf.Variable(rng.standard_normal((2, 2, oc, 16)) * 0.5)
+        s = [1, stride, stride, 1]
+        conv = gf.nn.conv2d(x, f1, s, padding)
+        hid = gf.nn.relu(gf.nn.bias_add(conv, b1) if bias_add else conv + b1)
+        win, step = pool
+        hid = gf.nn.max_pool(hid, [1, win, win, 1], [1, step, step, 1], "SAME")
+        out = gf.nn.relu(gf.nn.conv2d(hid, f2, [1, 1, 1, 1], "SAME"))
+        loss = gf.reduce_sum(out * out)
+        train = gf.train.GradientDescentOptimizer(1e-3).minimize(loss)
+        params = [f1, b1, f2]
+        init = gf.global_variables_initializer()
+    xs = rng.standard_normal((n, h, w, c))
+    got = {}
+    for backend_name in ("cpu", "reference"):
+        with gf.Session(graph=g, backend=backend_name) as sess:
+            sess.run(init)
+            got[backend_name] = [sess.run([train, loss], {x: xs})[1]] + sess.run(params)
+    for a, b in zip(got["cpu"], got["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
