@@ -312,6 +312,23 @@ def test_conv_store_epilogue_declines_what_it_does_not_take():
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("op", CONV_OPS)
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv_batches_padded_image_chunks_per_thread_match(op, dtype, padding):
+    # Batches of several images per thread: each thread pads its own chunks of images
+    # (one image per chunk here, or all of a thread's at once) and convolves them.
+    lanes = convkernels.lanes(dtype)
+    rng = np.random.default_rng(6)
+    node = conv_node(op, dtype, (1, 2), padding)
+    args = conv_args(op, rng, dtype, (13, 5, 7, lanes), (3, 2, lanes, 2 * lanes), (1, 2),
+                     padding)
+    for chunk in (1, library._PAD_CHUNK_BYTES):
+        with mock.patch.object(library, "_PAD_CHUNK_BYTES", chunk):
+            check_sum(node, args)
+            check_sum(node, args, split=True)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", CONV_OPS)
 def test_conv_tiles_by_window_rows_match(op, dtype):
     # Filters too big for L1 are taken a window row at a time by groups of tiles that
     # add onto their outputs: forced here on a case with many groups and a remainder.

@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
@@ -373,29 +373,61 @@ def _direct(dtype: Any, channels: int) -> bool:
     return convkernels.available(dtype) and channels % convkernels.lanes(dtype) == 0
 
 
-def _padded(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
-    """``x`` (NHWC) inside zeros of height ``hp`` and width ``wp`` at ``(top, left)``;
-    ``x`` itself when that is what it already is (contiguous)."""
-    n, h, w, c = x.shape
-    if top == left == 0 and (hp, wp) == (h, w):
-        return np.ascontiguousarray(x)
-    xp = _scratch(n * hp * wp * c, x.dtype).reshape(n, hp, wp, c)
-    # Zeros for the border only: the interior is written once, by the copy.
-    xp[:, :top] = 0
-    xp[:, top + h:] = 0
-    xp[:, top:top + h, :left] = 0
-    xp[:, top:top + h, left + w:] = 0
-    xp[:, top:top + h, left:left + w] = x
-    return xp
+class _Padding:
+    """An NHWC input inside zeros of height ``hp`` and width ``wp`` at ``(top, left)``,
+    made a few images at a time (:meth:`images`) where the kernels take them so: each
+    thread pads its own images into its scratch right before convolving them (from
+    cache), instead of one thread padding the whole batch first.
+
+    Attributes:
+      n, hp, wp, c: the padded shape; image_bytes: one padded image's size.
+    """
+
+    def __init__(self, x: np.ndarray, top: int, left: int, hp: int, wp: int) -> None:
+        self.x = np.ascontiguousarray(x)
+        self.top, self.left = top, left
+        self.n, self.h, self.w, self.c = x.shape
+        self.hp, self.wp = hp, wp
+        self.image_bytes = hp * wp * self.c * x.dtype.itemsize
+        self.same = top == left == 0 and (hp, wp) == (self.h, self.w)
+
+    def images(self, n0: int, n1: int, slot: str = "pad") -> np.ndarray:
+        """Images ``n0..n1`` padded (the caller's thread's scratch ``slot``, or ``x`` itself
+        when there is no padding)."""
+        x, top, left, h, w = self.x, self.top, self.left, self.h, self.w
+        if self.same:
+            return x[n0:n1]
+        xp = _scratch((n1 - n0) * self.hp * self.wp * self.c, x.dtype, slot).reshape(
+            n1 - n0, self.hp, self.wp, self.c)
+        # Zeros for the border only: the interior is written once, by the copy.
+        xp[:, :top] = 0
+        xp[:, top + h:] = 0
+        xp[:, top:top + h, :left] = 0
+        xp[:, top:top + h, left + w:] = 0
+        xp[:, top:top + h, left:left + w] = x[n0:n1]
+        return xp
 
 
-def _window_input(x: np.ndarray, kh: int, kw: int, geo: tuple) -> np.ndarray:
+def _window_input(x: np.ndarray, kh: int, kw: int, geo: tuple) -> _Padding:
     """The convolution input padded so every output's ``kh x kw`` window lies inside it
     (``geo`` from :func:`_conv_geometry`)."""
     sh, sw, oh, pt, ow, pl = geo
     hp = max(pt + x.shape[1], (oh - 1) * sh + kh)
     wp = max(pl + x.shape[2], (ow - 1) * sw + kw)
-    return _padded(x, pt, pl, hp, wp)
+    return _Padding(x, pt, pl, hp, wp)
+
+
+# Padded images per kernel call when each thread pads its own (see _Padding): a chunk
+# this size stays in L2 from the copy to the convolution.
+_PAD_CHUNK_BYTES = 256 << 10
+
+
+def _image_chunks(pad: _Padding, n0: int, n1: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(first image, count, padded images)`` covering images ``n0..n1`` of ``pad``."""
+    chunk = max(1, _PAD_CHUNK_BYTES // max(pad.image_bytes, 1))
+    for a in range(n0, n1, chunk):
+        b = min(a + chunk, n1)
+        yield a, b - a, pad.images(a, b)
 
 
 def _real_rows(x: np.ndarray, f: np.ndarray, top: int) -> tuple[int, int]:
@@ -415,26 +447,38 @@ _wgrad_spans = functools.lru_cache(maxsize=64)(convkernels.wgrad_spans)
 _L1_BYTES = 32 << 10
 
 
-def _conv_rows(x: np.ndarray, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
+def _conv_rows(pad: _Padding, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
                real: tuple[int, int], bias: np.ndarray | None = None,
                relu: bool = False) -> None:
-    """``out`` = the VALID convolution of ``x`` (padded already; rows outside ``real =
-    (top, bottom)`` are zeros) by ``f`` (HWIO), plus ``bias`` ([oc], contiguous) and
-    through relu if asked, with :func:`convkernels.conv_kernel`, the output pixels split
-    over the threads."""
-    n, hp, wp, c = x.shape
+    """``out`` = the VALID convolution of the padded input (rows outside ``real = (top,
+    bottom)`` zeros) by ``f`` (HWIO), plus ``bias`` ([oc], contiguous) and through relu if
+    asked, with :func:`convkernels.conv_kernel`: whole images per thread, each padding
+    its own chunks; a batch too small for that splits the output pixels instead."""
+    n, hp, wp, c = pad.n, pad.hp, pad.wp, pad.c
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
-    fn = convkernels.conv_kernel(x.dtype, oc)
+    dtype = pad.x.dtype
+    fn = convkernels.conv_kernel(dtype, oc)
     f = _aligned(f)
-    addr = (x.ctypes.data, f.ctypes.data, out.ctypes.data,
-            None if bias is None else bias.ctypes.data)
+    fa, oa = f.ctypes.data, out.ctypes.data
+    ba = None if bias is None else bias.ctypes.data
     # Window rows at a time when the filter outgrows L1 (then a block of it is read from
     # there by several tiles; see convkernels.conv).
     ib = 1 if f.nbytes > _L1_BYTES else kh
     epi = (0 if bias is None else convkernels.BIAS) | (convkernels.RELU if relu else 0)
     rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c, ib, epi, sh, *real)
-    _split(lambda lo, hi: fn(*addr, lo, hi, *rest), n * oh * ow, out.size * kh * kw * c)
+    work = out.size * kh * kw * c
+    image_out = oh * ow * oc * dtype.itemsize
+    if n >= 4 * _THREADS:
+
+        def images(n0: int, n1: int) -> None:
+            for a, k, xp in _image_chunks(pad, n0, n1):
+                fn(xp.ctypes.data, fa, oa + a * image_out, ba, 0, k * oh * ow, *rest)
+
+        _split(images, n, work)
+        return
+    xa = pad.images(0, n, "").ctypes.data
+    _split(lambda lo, hi: fn(xa, fa, oa, ba, lo, hi, *rest), n * oh * ow, work)
 
 
 def conv2d(node: Any, args: list) -> list[np.ndarray]:
@@ -560,7 +604,7 @@ def conv2d_backprop_input(node: Any, args: list) -> list[np.ndarray]:
         # filter with inf or NaN, whose products with it are NaN, goes the GEMM way.
         h, w = shape[1], shape[2]
         dx = buffers.empty(shape, dy.dtype)  # every element written
-        dyp = _padded(dy, kh - 1 - pt, kw - 1 - pl, h + kh - 1, w + kw - 1)
+        dyp = _Padding(dy, kh - 1 - pt, kw - 1 - pl, h + kh - 1, w + kw - 1)
         _conv_rows(dyp, f[::-1, ::-1].transpose(0, 1, 3, 2), dx, 1, 1,
                    (kh - 1 - pt, kh - 1 - pt + oh))
         return [dx]
@@ -645,18 +689,20 @@ def conv2d_backprop_filter(node: Any, args: list, with_bias: bool = False) -> li
     if kh == kw == 1 and sh == sw == 1:
         return [np.dot(x.reshape(m, c).T, dy2).reshape(fshape)]
     if _direct(x.dtype, oc):
-        xp = _window_input(x, kh, kw, geo)
-        hp, wp = xp.shape[1], xp.shape[2]
+        pad = _window_input(x, kh, kw, geo)
+        hp, wp = pad.hp, pad.wp
         fn = convkernels.wgrad_kernel(x.dtype, oc)
         spans = _wgrad_spans(kh, kw, c, oh, ow, sh, sw, (pt, pt + x.shape[1]),
                              (pl, pl + x.shape[2]))
         rest = (oh, ow, sh * wp * c, hp * wp * c, wp * c, sw * c, kh, kw * c)
+        image_dy = oh * ow * oc * dy2.itemsize
 
         def images(n0: int, n1: int) -> tuple[np.ndarray, np.ndarray]:
             df = np.zeros(fshape, x.dtype)  # the kernel adds to them
             db = np.zeros(oc, x.dtype)
-            fn(xp.ctypes.data, dy2.ctypes.data, df.ctypes.data, spans.ctypes.data,
-               db.ctypes.data if with_bias else None, n0, n1, *rest)
+            for a, k, xp in _image_chunks(pad, n0, n1):
+                fn(xp.ctypes.data, dy2.ctypes.data + a * image_dy, df.ctypes.data,
+                   spans.ctypes.data, db.ctypes.data if with_bias else None, 0, k, *rest)
             return df, db
 
         parts = _split(images, n, m * kdim * oc)
