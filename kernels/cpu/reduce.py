@@ -316,7 +316,23 @@ def _readonly(a: np.ndarray, shape: tuple[int, ...] | None, strides: Any) -> np.
         v = a.view()
         v.flags.writeable = False
         return v
+    if a.flags.c_contiguous and a.size == math.prod(shape) and _c_layout(shape, strides,
+                                                                         a.itemsize):
+        v = a.reshape(shape)  # a plain reshape: as_strided costs ~7 us a call
+        v.flags.writeable = False
+        return v
     return as_strided(a, shape, strides, writeable=False)
+
+
+def _c_layout(shape: tuple[int, ...], strides: Any, itemsize: int) -> bool:
+    """Whether ``strides`` lay ``shape`` out C-contiguously (dims of size 1, whose
+    stride is never used, may have any)."""
+    step = itemsize
+    for n, st in zip(reversed(shape), reversed(tuple(strides))):
+        if n != 1 and st != step:
+            return False
+        step *= n
+    return True
 
 
 class _Call:
