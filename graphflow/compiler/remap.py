@@ -89,7 +89,11 @@ def _routes(program: Program, protected: set[int], repl: dict, dropped: set[int]
             continue
         ksize = pool.attrs["ksize"]
         size = r[0].shapes[r[1]].values
-        if ksize[1] * ksize[2] >= 255 or size is None or None in size[1:3]:
+        # A route is a byte: a tap index below NO_ROUTE. (nn_ops loads on first use,
+        # not with the compiler; a graph with a MaxPool has loaded it.)
+        from graphflow.ops.nn_ops import NO_ROUTE
+
+        if ksize[1] * ksize[2] >= NO_ROUTE or size is None or None in size[1:3]:
             continue
         positive = gnode.type == "_MaxPoolReluGrad"
         routed = pools.get(pool.id)

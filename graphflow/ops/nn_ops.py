@@ -1639,7 +1639,7 @@ class MaxPoolWithRoute(_Pool):
         return [(d, shape), (_dt.uint8, shape)]
 
     def reference(self, op, inputs, ctx):
-        x = _to_nhwc(inputs[0], "NHWC")
+        x = inputs[0]  # NHWC: the remap pass makes it only for NHWC pools
         m = _op_def.lookup("MaxPool").reference(op, inputs, ctx)
         n, h, w, c = x.shape
         k, s, pads, (oh, ow) = self.geometry(op, x.shape)

@@ -56,6 +56,7 @@ from numba.extending import overload
 
 from graphflow.kernels.cpu import blas, buffers, convkernels, threads
 from graphflow.kernels.cpu.fastmath import exp_f32, exp_f64
+from graphflow.ops.nn_ops import NO_ROUTE
 
 __all__ = ["LIBRARY", "lower_library"]
 
@@ -943,7 +944,7 @@ def _tiled_max_pool_grad(x, g, dx, kh, kw, pt, pl, positive, lo, hi):
 def _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi):
     """MaxPool of output rows ``lo..hi`` (``(n, oy)`` flat) with each output's route: the
     tap ``i * kw + j`` of its window's first strict maximum (the rules of
-    :func:`_window_argmax`), or 255 with ``positive`` when that maximum is not above
+    :func:`_window_argmax`), or :data:`NO_ROUTE` with ``positive`` when that maximum is not above
     zero. The max itself propagates NaN, as NumPy's max. One pass over each window,
     branch-free per channel (the tap is carried as a float of x's dtype)."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -972,7 +973,7 @@ def _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi):
                 c1 = np.uint8(i0 * kw + j0 + 1)
                 c2 = np.uint8((i0 + 1) * kw + j0)
                 c3 = np.uint8((i0 + 1) * kw + j0 + 1)
-                none = np.uint8(255)
+                none = np.uint8(NO_ROUTE)
                 for t in range(uc):
                     v0, v1, v2, v3 = xf[s0 + t], xf[s0 + uc + t], xf[s2 + t], xf[s2 + uc + t]
                     of[o + t] = np.maximum(np.maximum(np.maximum(v0, v1), v2), v3)
@@ -990,7 +991,7 @@ def _pool_route(x, out, route, kh, kw, sh, sw, pt, pl, positive, lo, hi):
             _route_window(xf, of, best, arg, scalar, n, h, w, c, y0, x0, i0, i1, j0, j1, kw, o)
             if positive:
                 for t in range(uc):
-                    rf[o + t] = np.uint8(arg[t]) if best[t] > 0 else np.uint8(255)
+                    rf[o + t] = np.uint8(arg[t]) if best[t] > 0 else np.uint8(NO_ROUTE)
             else:
                 for t in range(uc):
                     rf[o + t] = np.uint8(arg[t])
@@ -1054,7 +1055,7 @@ def _route_grad(route, g, dx, kh, kw, sh, sw, pt, pl, tiled, lo, hi):
                 else:
                     for t in range(uc):
                         code = np.int64(rf[go + t])
-                        if code != 255:
+                        if code != NO_ROUTE:
                             i = code // kw
                             j = code - i * kw
                             df[_U(((n * h + y0 + i) * w + x0 + j) * c) + t] += gf[go + t]
