@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import graphflow as gf
 from graphflow.compiler.lower import lower
-from graphflow.kernels.cpu import blas, convkernels, library
+from graphflow.kernels.cpu import blas, convkernels, library, winograd
 from graphflow.ops.building import make
 from graphflow.runtime.reference import eval_node
 
@@ -400,6 +400,194 @@ def test_conv_bad_runtime_shapes_raise_the_reference_errors():
     bf = conv_node("Conv2DBackpropFilter", np.float32, (1, 1), "SAME")
     check_sum(bf, [x, np.array([3, 3, 3, 2], np.int32), np.ones((2, 4, 4, 2), np.float32)])
     check_sum(bf, [x, np.array([3, 3, 3, 2], np.int64), np.ones((1, 4, 4, 2), np.float32)])
+
+
+# --- Winograd convolutions -----------------------------------------------------------------
+WINOGRAD_OPS = ["Conv2D", "Conv2DBackpropInput"]
+
+
+WGRAD_OPS = ["Conv2DBackpropFilter", "_Conv2DBackpropFilterWithBias"]
+
+
+@contextlib.contextmanager
+def winograd_only() -> Iterator[None]:
+    """Every 5x5 stride-1 convolution with whole vectors of channels goes the Winograd way,
+    however small; the direct kernels' drivers raise if called."""
+    with mock.patch.object(library, "WINOGRAD", True), \
+            mock.patch.object(library, "_WINOGRAD_MIN_WORK", 0), \
+            mock.patch.object(library, "_conv_rows", side_effect=AssertionError("direct")), \
+            mock.patch.object(convkernels, "wgrad_kernel", side_effect=AssertionError("direct")):
+        yield
+
+
+def check_winograd_wgrad(node: Any, args: list, split: bool = False) -> None:
+    """The filter gradient within ``4 * TOL`` of the largest scale among the 25 taps of
+    its channel pair (F(5x5, 2x2)'s transforms mix them; measured worst 7.7e-6 in float32
+    against 3e-7 direct); the bias's as :func:`check_sum`'s."""
+    actual, expected = evaluate(node, args, split)
+    if actual is None:
+        return
+    absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
+    scale = eval_node(node, absolute, None)
+    taps = scale[0].astype(np.float64).max(axis=(0, 1), keepdims=True)
+    assert_close(actual[0], expected[0], 4 * taps + np.finfo(np.float32).tiny)
+    for a, e, sc in zip(actual[1:], expected[1:], scale[1:]):
+        assert_close(a, e, np.abs(sc.astype(np.float64)) + np.finfo(e.dtype).tiny)
+
+
+def test_winograd_matrices_compute_the_correlation():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        d, g = rng.standard_normal((6, 6)), rng.standard_normal((5, 5))
+        want = np.array([[np.sum(d[i:i + 5, j:j + 5] * g) for j in range(2)] for i in range(2)])
+        u = winograd.G @ g @ winograd.G.T
+        got = winograd.A_T @ (u * (winograd.B_T @ d @ winograd.B_T.T)) @ winograd.A_T.T
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    f = rng.standard_normal((5, 5, 2, 3))
+    u = np.empty((36, 6), np.float64)
+    library._winograd_filter(f.reshape(5, 30), winograd.G, u)
+    want = np.einsum("ai,ijco,bj->abco", winograd.G, f, winograd.G).reshape(36, 6)
+    np.testing.assert_allclose(u, want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("op", WINOGRAD_OPS)
+@given(n=st.sampled_from([1, 2, 13]), h=st.integers(1, 11), w=st.integers(1, 11),
+       c_vec=st.sampled_from([1, 2]), oc_vec=st.sampled_from([1, 2, 5]), padding=paddings,
+       seed=seeds, split=st.booleans())
+def test_winograd_conv_random(op, n, h, w, c_vec, oc_vec, padding, seed, split):
+    # Odd sizes leave tiles past the last row or column; 5 vectors of output channels
+    # are a chunk of 4 and one of 1; 13 images with split are whole images per thread,
+    # else tiles are split (blocks of tiles cut short).
+    dtype = np.float32
+    lanes = convkernels.lanes(dtype)
+    c, oc = c_vec * lanes, oc_vec * lanes
+    if op == "Conv2DBackpropInput":
+        c, oc = oc, c
+    rng = np.random.default_rng(seed)
+    node = conv_node(op, dtype, (1, 1), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    with winograd_only():
+        check_sum(node, args, split)
+
+
+@pytest.mark.parametrize("op", WINOGRAD_OPS)
+def test_winograd_tiles_not_finite_are_computed_directly(op):
+    # An inf or NaN spreads over its whole tile in the transforms: such tiles must come
+    # out as the direct sum's.
+    rng = np.random.default_rng(5)
+    node = conv_node(op, np.float32, (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    k = -1 if op == "Conv2DBackpropInput" else 0
+    args[k] = sprinkle(rng, args[k], (np.nan, np.inf, -np.inf))
+    real = convkernels.conv_kernel
+    calls = []
+
+    def counted(dtype: Any, oc: int) -> Any:
+        fn = real(dtype, oc)
+        return lambda *a: (calls.append(a[4:6]), fn(*a))
+
+    with winograd_only(), mock.patch.object(convkernels, "conv_kernel", counted):
+        check_sum(node, args)
+    assert 0 < len(calls) < 2 * 25  # some tiles again (a call per output row), not all
+
+
+@pytest.mark.parametrize("op", WINOGRAD_OPS)
+@pytest.mark.parametrize("big", [1e35, 2e37])
+def test_winograd_large_magnitudes_round_to_their_tiles_scale(op, big):
+    # The transforms mix a tile's whole 6x6 patch, so an output's rounding error is a
+    # fraction of the largest scale among its tile's four outputs (not of its own, when
+    # a neighbour's window holds a huge value). 2e37 overflows the transforms of some
+    # tiles (the direct sums stay finite: the filter is small): computed again directly.
+    rng = np.random.default_rng(8)
+    node = conv_node(op, np.float32, (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    args[1] = (args[1] * np.float32(1e-3)).astype(np.float32)
+    k = -1 if op == "Conv2DBackpropInput" else 0
+    args[k] = sprinkle(rng, args[k], (big, -big))
+    with winograd_only():
+        (got,), (want,) = evaluate(node, args)
+    absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
+    (scale,) = eval_node(node, absolute, None)
+    assert np.isfinite(want).all() and np.isfinite(got).all()
+    n, h, w, c = scale.shape
+    tiles = np.pad(scale.astype(np.float64), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    tiles = tiles.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max(axis=(2, 4))
+    tiles = tiles.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+    assert_close(got, want, 10 * tiles)
+
+
+@pytest.mark.parametrize("op", WGRAD_OPS)
+@given(n=st.sampled_from([1, 2, 13]), h=st.integers(1, 11), w=st.integers(1, 11),
+       c_vec=st.sampled_from([1, 2]), oc_vec=st.sampled_from([1, 2, 5]), padding=paddings,
+       seed=seeds, split=st.booleans())
+def test_winograd_filter_gradient_random(op, n, h, w, c_vec, oc_vec, padding, seed, split):
+    dtype = np.float32
+    lanes = convkernels.lanes(dtype)
+    c, oc = c_vec * lanes, oc_vec * lanes
+    rng = np.random.default_rng(seed)
+    node = conv_node(op, dtype, (1, 1), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    with winograd_only():
+        check_winograd_wgrad(node, args, split)
+
+
+@pytest.mark.parametrize("op", WGRAD_OPS)
+@pytest.mark.parametrize("where", [0, 2])
+@pytest.mark.parametrize("values", [(np.nan,), (np.inf, -np.inf), (3e38,)])
+def test_winograd_filter_gradient_not_finite_is_direct(op, where, values):
+    # An inf or NaN in the input (0) or gradient (2), or a sum that overflows, makes a
+    # transformed sum not finite: the whole gradient is the direct kernel's then.
+    rng = np.random.default_rng(9)
+    node = conv_node(op, np.float32, (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    args[where] = sprinkle(rng, args[where], values)
+    real = convkernels.wgrad_kernel
+    with mock.patch.object(library, "_WINOGRAD_MIN_WORK", 0), \
+            mock.patch.object(convkernels, "wgrad_kernel", side_effect=real) as direct:
+        check_sum(node, args)
+    assert direct.called
+
+
+def test_winograd_takes_only_finite_float32_filters_and_can_be_turned_off():
+    rng = np.random.default_rng(6)
+    node = conv_node("Conv2D", np.float32, (1, 1), "SAME")
+    x, f = conv_args("Conv2D", rng, np.float32, (2, 6, 6, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    bad = sprinkle(rng, f, (np.inf,))
+    with mock.patch.object(library, "_WINOGRAD_MIN_WORK", 0), \
+            mock.patch.object(winograd, "kernel", side_effect=AssertionError("winograd")):
+        check_sum(node, [x, bad])  # the direct kernel: inf times padding is NaN
+        with mock.patch.object(library, "WINOGRAD", False):
+            check_sum(node, [x, f])
+        node64 = conv_node("Conv2D", np.float64, (1, 1), "SAME")
+        check_sum(node64, [x.astype(np.float64), f.astype(np.float64)])
+    with winograd_only():
+        check_sum(node, [x, f])
+
+
+@given(n=st.sampled_from([1, 13]), h=st.integers(1, 9), w=st.integers(1, 9),
+       oc_vec=st.sampled_from([1, 5]), padding=paddings, seed=seeds, split=st.booleans(),
+       bias=st.booleans(), relu=st.booleans(), nonfinite=st.booleans())
+def test_winograd_store_epilogue_is_the_ops_one_after_the_other(n, h, w, oc_vec, padding, seed,
+                                                                split, bias, relu, nonfinite):
+    # Bit for bit, also in tiles computed again by the direct kernel (nonfinite).
+    dtype = np.float32
+    lanes = convkernels.lanes(dtype)
+    c, oc = lanes, oc_vec * lanes
+    rng = np.random.default_rng(seed)
+    node = conv_node("Conv2D", dtype, (1, 1), padding)
+    x, f = conv_args("Conv2D", rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    if nonfinite:
+        x = sprinkle(rng, x, (np.nan, np.inf, -np.inf))
+    b = sprinkle(rng, rand(rng, (oc,), dtype), (-0.0,)) if bias else None
+    with winograd_only(), tiny_pieces(split):
+        got = library.conv2d_epilogue(node, [x, f], b, relu)
+        if got is None:  # the VALID window is larger than the input
+            assert padding == "VALID" and min(h, w) < 5
+            return
+        (conv,) = library.conv2d(node, [x, f])
+    want = _bias_relu(conv, b, relu)
+    np.testing.assert_array_equal(got[0], want)
+    assert np.array_equal(np.signbit(got[0]), np.signbit(want))
 
 
 # --- matrix products ----------------------------------------------------------------------

@@ -645,17 +645,38 @@ def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
     fn = _kernels.get(key)
     if fn is not None:
         return fn
+    return compile_module(key, lambda: (_conv_module if kind == "conv" else _wgrad_module)(
+        dtype, oc), kind, _ARGS[kind])
+
+
+def compile_module(key: tuple, source: Callable[[], str], entry: str,
+                   argtypes: tuple) -> Callable[..., None]:
+    """The function ``entry`` of the IR module ``source()`` (built on first use), compiled
+    once per process per ``key`` and its machine code kept in the kernel cache.
+
+    Args:
+      key: names the module among this process's (kind, dtype, sizes).
+      source: returns the module's IR text.
+      entry: the function to return.
+      argtypes: its ctypes argument types (it returns nothing).
+
+    Returns:
+      A ctypes function (called with the GIL released).
+    """
+    fn = _kernels.get(key)
+    if fn is not None:
+        return fn
     with _lock:
         fn = _kernels.get(key)
         if fn is None:
             machine = _target()
-            source = (_conv_module if kind == "conv" else _wgrad_module)(dtype, oc)
-            mod = llvm.parse_assembly(source)
+            text = source()
+            mod = llvm.parse_assembly(text)
             mod.verify()
             engine = llvm.create_mcjit_compiler(mod, machine)
             # The machine code goes to the kernel cache: a later process loads it
             # instead of compiling (a damaged entry fails its checksum: compiled again).
-            path = cache.object_path(source)
+            path = cache.object_path(text)
             cached = cache.read_object(path)
 
             def store(_module: Any, body: bytes) -> None:
@@ -667,7 +688,7 @@ def _compile(kind: str, dtype: np.dtype, oc: int) -> Callable[..., None]:
             stats["loaded" if cached is not None else "compiled"] += 1
             _engines.append(engine)
             # ctypes releases the GIL for the call: pieces run in parallel threads.
-            fn = ctypes.CFUNCTYPE(None, *_ARGS[kind])(engine.get_function_address(kind))
+            fn = ctypes.CFUNCTYPE(None, *argtypes)(engine.get_function_address(entry))
             _kernels[key] = fn
     return fn
 

@@ -1,0 +1,496 @@
+"""Winograd convolution kernels for 5x5 windows at stride 1, emitted as LLVM IR (see
+:mod:`convkernels`).
+
+A stride-1 5x5 convolution computes each 2x2 block of outputs from a 6x6 patch of
+its input. Winograd's minimal filtering algorithm (Lavin and Gray, "Fast Algorithms
+for Convolutional Neural Networks", 2015) does that with 36 products per channel
+pair instead of 100: with ``d`` the patch and ``g`` the filter of one channel pair,
+
+    Y = A^T [(G g G^T) * (B^T d B)] A
+
+(``*`` elementwise; F(2x2, 5x5), points 0, 1, -1, 2, -2 and infinity). Over channels
+the 36 products become 36 independent matrix products ``M[xi] = V[xi] @ U[xi]`` of
+the transformed patches ``V[xi]`` (tiles x C) with the transformed filter ``U[xi]``
+(C x OC): 2.8x fewer multiply-adds than the direct kernels' (2.3x counting the
+padding they skip), for a few transforms.
+
+* :func:`kernel` (Conv2D; the input gradient is a convolution too) takes a block of
+  tiles at a time: it transforms their patches into ``V`` (thread scratch, in L2),
+  reading the unpadded input (padding is a select of zeros), runs the 36 products
+  with register tiles as :mod:`convkernels`' into ``M``, and transforms those back
+  into outputs, adding the bias and applying relu as the direct kernel's epilogue
+  does. The filter's transform ``U[a*6 + b, c, oc] = (G f[:, :, c, oc] G^T)[a, b]`` is
+  the caller's (``library._winograd_filter``, in float64 rounded once).
+* :func:`wgrad_kernel` (the filter gradient) is F(5x5, 2x2): the 25 taps from a 6x6
+  patch of the input and a 2x2 tile of the output's gradient. Summed over tiles,
+  ``M[xi] += V[xi]^T @ D[xi]`` (C x tiles by tiles x OC); the caller transforms the
+  sums into taps once, in float64.
+
+Rounding. The transforms mix a tile's whole patch, so an output's error is a
+fraction of its tile's size rather than of its own terms': Conv2D's is about 5x a
+direct float32 sum's (at most 1.7e-6 of the terms' absolute sum over a 64-image
+batch; with a few huge inputs, 1.7e-5 of the largest scale among the tile's four
+outputs); the filter gradient's about 20x (7.7e-6 of the largest of its channel
+pair's 25 tap scales, against 3e-7 direct). An inf or NaN in a patch spreads to all
+four outputs of its tile, where the direct sum puts it only in the windows holding
+it: such tiles are flagged and the caller computes them again directly; a filter
+gradient with any sum not finite is the direct kernel's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+
+from graphflow.kernels.cpu import convkernels as ck
+
+__all__ = ["A_T", "A_T_WGRAD", "B_T", "G", "G_WGRAD", "block_tiles", "kernel", "scratch_sizes",
+           "takes", "wgrad_kernel"]
+
+# The transform matrices of F(2, 5) with the points 0, 1, -1, 2, -2 and infinity.
+_POINTS = [Fraction(p) for p in (0, 1, -1, 2, -2)]
+A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]], np.float64)
+B_T = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], np.float64)
+
+
+def _g_matrix() -> np.ndarray:
+    # Row j: the Lagrange basis of point j at the filter's taps, over the product of
+    # the point's distances to the others; the last row takes the top tap (infinity).
+    rows = []
+    for j, p in enumerate(_POINTS):
+        f = Fraction(1)
+        for k, q in enumerate(_POINTS):
+            if k != j:
+                f *= p - q
+        rows.append([float(p ** i / f) for i in range(5)])
+    rows.append([0.0] * 4 + [1.0])
+    return np.array(rows, np.float64)
+
+
+G = _g_matrix()
+# Input patch (6x6) per 2x2 output tile, and the filter size it takes (5x5).
+PATCH, K = 6, 5
+# Tiles transformed, multiplied and transformed back at a time (at most; the caller
+# picks, see block_tiles): their V and M (36 x tiles x channels each) stay in L2.
+BLOCK = 48
+
+
+def block_tiles(tpi: int) -> int:
+    """Tiles per block for images of ``tpi`` tiles: whole images while one fits in about
+    :data:`BLOCK` (a call's images then make whole blocks), else BLOCK."""
+    return tpi * max(1, BLOCK // tpi) if tpi <= 2 * BLOCK else BLOCK
+
+
+def takes(dtype: np.dtype, kh: int, kw: int, c: int, oc: int) -> bool:
+    """Whether the kernel computes a stride-1 ``kh x kw`` convolution of ``c`` channels
+    into ``oc``: 5x5, float32, channel counts in whole vectors. (float64 stays direct:
+    who computes in it wants the direct sum's rounding.)"""
+    if np.dtype(dtype) != np.float32 or (kh, kw) != (K, K) or c == 0 or oc == 0:
+        return False
+    ln = ck.lanes(dtype)
+    return c % ln == 0 and oc % ln == 0
+
+
+def _combo(fn: ck._Fn, vt: str, t: str, terms: list[tuple[float, str]]) -> str:
+    """``sum(coef * vec)`` over ``terms`` (coefficients small integers, zeros left out)."""
+    terms = [(c, v) for c, v in terms if c != 0]
+    if not terms:
+        return "zeroinitializer"
+
+    def const(c: float) -> str:
+        ln = int(vt[1:vt.index(" ")])
+        return "<" + ", ".join([f"{t} {float(c)!r}"] * ln) + ">"
+
+    c0, v0 = terms[0]
+    if c0 == 1:
+        acc = v0
+    elif c0 == -1:
+        acc = fn.op(f"fneg {vt} {v0}")
+    else:
+        acc = fn.op(f"fmul {vt} {v0}, {const(c0)}")
+    for c, v in terms[1:]:
+        if c == 1:
+            acc = fn.op(f"fadd {vt} {acc}, {v}")
+        elif c == -1:
+            acc = fn.op(f"fsub {vt} {acc}, {v}")
+        else:
+            ln = int(vt[1:vt.index(" ")])
+            acc = fn.op(f"call {vt} @llvm.fma.v{ln}{ck._suffix(t)}({vt} {v}, {vt} {const(c)}, "
+                        f"{vt} {acc})")
+    return acc
+
+
+def _sandwich(fn: ck._Fn, vt: str, t: str, m: np.ndarray, d: list[list[str]]) -> list[list[str]]:
+    """``m @ d @ m.T`` for a matrix of vectors ``d`` (rows, then columns)."""
+    rows = [[_combo(fn, vt, t, [(m[a, i], d[i][j]) for i in range(len(d))])
+             for j in range(len(d[0]))] for a in range(m.shape[0])]
+    return [[_combo(fn, vt, t, [(m[b, j], rows[a][j]) for j in range(len(d[0]))])
+             for b in range(m.shape[0])] for a in range(m.shape[0])]
+
+
+def _gemm_tiles(t: str, vt: str, ln: int, mr_max: int, nvs: list[int]) -> list[str]:
+    """``tile_{mr}_{nv}(a0.., sak, b, sbk, m, ldc, k, acc)``: ``m[r] (+)= sum_j a_r[j*sak] *
+    b[j*sbk]`` over ``j < k`` (``k >= 1``) for an ``mr x nv`` vector tile (``m`` rows
+    ``ldc`` apart); ``acc != 0`` adds to ``m``, else writes it."""
+    funcs = []
+    for mr in ck._tile_sizes(mr_max):
+        for nv in nvs:
+            fn = ck._Fn(f"define internal void @tile_{mr}_{nv}({ck._ptr_params(t, mr, 'a')}, "
+                        f"i64 %sak, {t}* noalias %b, i64 %sbk, {t}* noalias %m, i64 %ldc, "
+                        "i64 %k, i64 %acc) {")
+            rows = [f"%a{r}" for r in range(mr)]
+
+            def over_k(j: str, acc: list[str], fn: ck._Fn = fn, nv: int = nv,
+                       rows: list[str] = rows) -> list[str]:
+                return ck._fma_step(fn, t, vt, ln, rows, fn.mul(j, "%sak"), nv,
+                                    fn.gep(t, "%b", fn.mul(j, "%sbk")), acc)
+
+            init = ck._load_or_zero(fn, t, vt, ln, mr, nv, "%m", "%ldc", "%acc")
+            acc = fn.loop("0", "%k", [(vt, a) for a in init], over_k, guard=False)
+            ck._store_tile(fn, t, vt, ln, mr, nv, "%m", "%ldc", acc)
+            funcs.append(fn.finish())
+    return funcs
+
+
+class _Emit:
+    """Helpers writing one kernel function: vector loads and stores, tile positions."""
+
+    def __init__(self, fn: ck._Fn, t: str, ln: int) -> None:
+        self.fn, self.t, self.ln = fn, t, ln
+        self.vt = f"<{ln} x {t}>"
+        self.al = ck._align(t)
+
+    def ptr(self, base: str, off: str) -> str:
+        return self.fn.op(f"bitcast {self.t}* {self.fn.gep(self.t, base, off)} to {self.vt}*",
+                          "p")
+
+    def load(self, base: str, off: str) -> str:
+        return self.fn.op(f"load {self.vt}, {self.vt}* {self.ptr(base, off)}, align {self.al}")
+
+    def store(self, val: str, base: str, off: str) -> None:
+        self.fn.lines.append(f"  store {self.vt} {val}, {self.vt}* {self.ptr(base, off)}, "
+                             f"align {self.al}")
+
+    def where(self, tile: str) -> tuple[str, str, str]:
+        """(image, tile row, tile column) of tile ``tile`` (``%tpi``, ``%tw`` per image, row)."""
+        fn = self.fn
+        n = fn.op(f"sdiv i64 {tile}, %tpi")
+        r = fn.op(f"srem i64 {tile}, %tpi")
+        return n, fn.op(f"sdiv i64 {r}, %tw"), fn.op(f"srem i64 {r}, %tw")
+
+    def patches(self, b0: str, nb: str, c: int, vs: str) -> None:
+        """``V[xi, j, :c] = (B^T d B)[xi]`` for the patches ``d`` of tiles ``b0 + j``, ``j <
+        nb``, into ``%v`` (planes ``vs`` apart). Tile ``(n, ty, tx)``'s patch is rows
+        ``2ty - %top ..`` and columns ``2tx - %left ..`` (6 each) of image ``n`` of ``%x``
+        (``[N, %h, %w, c]``), zeros outside it: padding is never written out."""
+        fn, t, ln, vt = self.fn, self.t, self.ln, self.vt
+        image = fn.mul(fn.mul("%h", "%w"), str(c))
+        row = fn.mul("%w", str(c))
+
+        def over_tile(j: str, _: list[str]) -> list[str]:
+            n, ty, tx = self.where(fn.add(b0, j))
+            img = fn.gep(t, "%x", fn.mul(n, image))
+            y0 = fn.op(f"sub i64 {fn.mul(ty, '2')}, %top")
+            x0 = fn.op(f"sub i64 {fn.mul(tx, '2')}, %left")
+            rows, cols = [], []
+            for k in range(PATCH):
+                # In bounds (unsigned: below zero is huge), and clamped for the load.
+                yy, xx = fn.add(y0, str(k)), fn.add(x0, str(k))
+                ok = fn.op(f"icmp ult i64 {yy}, %h")
+                rows.append((ok, fn.mul(fn.op(f"select i1 {ok}, i64 {yy}, i64 0"), row)))
+                ok = fn.op(f"icmp ult i64 {xx}, %w")
+                cols.append((ok, fn.mul(fn.op(f"select i1 {ok}, i64 {xx}, i64 0"), str(c))))
+            inside = [[fn.op(f"and i1 {r[0]}, {q[0]}") for q in cols] for r in rows]
+
+            def over_q(q: str, _: list[str]) -> list[str]:
+                base = fn.gep(t, img, fn.mul(q, str(ln)))
+                d = [[fn.op(f"select i1 {inside[i][k]}, {vt} "
+                            f"{self.load(base, fn.add(rows[i][1], cols[k][1]))}, "
+                            f"{vt} zeroinitializer")
+                      for k in range(PATCH)] for i in range(PATCH)]
+                out = _sandwich(fn, vt, t, B_T, d)
+                dst = fn.gep(t, "%v", fn.add(fn.mul(j, str(c)), fn.mul(q, str(ln))))
+                for a in range(PATCH):
+                    for b in range(PATCH):
+                        self.store(out[a][b], dst, self.fn.mul(str(a * PATCH + b), vs))
+                return []
+
+            fn.loop("0", str(c // ln), [], over_q, guard=False)
+            return []
+
+        fn.loop("0", nb, [], over_tile, guard=False)
+
+    def blocks(self, body: Callable[[str, str], None]) -> None:
+        """``body(b0, nb)`` for the blocks of up to ``%bt`` tiles in ``[%tlo, %thi)``."""
+        fn = self.fn
+        count = fn.op(f"sdiv i64 {fn.add(fn.op('sub i64 %thi, %tlo'), fn.op('sub i64 %bt, 1'))}"
+                      ", %bt")
+
+        def over_block(blk: str, _: list[str]) -> list[str]:
+            b0 = fn.add("%tlo", fn.mul(blk, "%bt"))
+            b1 = fn.add(b0, "%bt")
+            b1 = fn.op(f"select i1 {fn.op(f'icmp slt i64 {b1}, %thi')}, i64 {b1}, i64 %thi")
+            body(b0, fn.op(f"sub i64 {b1}, {b0}"))
+            return []
+
+        fn.loop("0", count, [], over_block, guard=True)
+
+
+def _plane(fn: ck._Fn, channels: int, ln: int) -> str:
+    # Elements from one transformed plane (xi) of V or M to the next: a vector more than
+    # the block's, so the 36 planes of a tile start in different cache sets (bt * c
+    # elements apart they are often 4 KiB-aliased, and their loads and stores conflict).
+    return fn.add(fn.mul("%bt", str(channels)), str(ln))
+
+
+def scratch_sizes(dtype: np.dtype, c: int, oc: int, bt: int) -> tuple[int, int]:
+    """Elements of the kernels' two scratch arrays for ``c`` -> ``oc`` channels and blocks
+    of ``bt`` tiles."""
+    ln = ck.lanes(dtype)
+    return PATCH * PATCH * (bt * c + ln), PATCH * PATCH * (bt * oc + ln)
+
+
+def _module(dtype: np.dtype, c: int, oc: int) -> str:
+    t, ln, vt, mr_max, chunks = ck._types(dtype, oc)
+    funcs = _gemm_tiles(t, vt, ln, mr_max, sorted({nv for _, nv in chunks}))
+    # win(x, u, out, bias, v, m, flags, tlo, thi, tw, tpi, h, w, top, left, oh, ow, epi,
+    # bt): output tiles tlo..thi (t = (n*th + ty)*tw + tx: rows 2ty, 2ty+1 and columns
+    # 2tx, 2tx+1 of image n) from x ([n, h, w, c] placed at (top, left) in zeros; see
+    # _Emit.patches), into out ([n, oh, ow, oc], pixels past oh/ow not written), with u
+    # the filter's transform, bt tiles at a time;
+    # v, m: scratch (scratch_sizes); flags[t - tlo] = 1 where an output is not finite.
+    fn = ck._Fn(f"define void @win({t}* noalias %x, {t}* noalias %u, {t}* noalias %out, "
+                f"{t}* noalias %bias, {t}* noalias %v, {t}* noalias %m, i8* noalias %flags, "
+                "i64 %tlo, i64 %thi, i64 %tw, i64 %tpi, i64 %h, i64 %w, i64 %top, i64 %left, "
+                "i64 %oh, i64 %ow, i64 %epi, i64 %bt) {")
+    e = _Emit(fn, t, ln)
+    vs, ms = _plane(fn, c, ln), _plane(fn, oc, ln)
+
+    def block(b0: str, nb: str) -> None:
+        e.patches(b0, nb, c, vs)
+
+        # M[xi] = V[xi] @ U[xi], 36 products of nb x c by c x oc.
+        def over_xi(xi: str, _: list[str]) -> list[str]:
+            vx = fn.gep(t, "%v", fn.mul(xi, vs))
+            ux = fn.gep(t, "%u", fn.mul(xi, str(c * oc)))
+            mx = fn.gep(t, "%m", fn.mul(xi, ms))
+
+            def emit(row: str, mr: int) -> None:
+                rows = [fn.gep(t, vx, fn.mul(fn.add(row, str(r)), str(c))) for r in range(mr)]
+                args = ", ".join(f"{t}* {x}" for x in rows)
+                for c0, nv in chunks:
+                    dst = fn.gep(t, mx, fn.add(fn.mul(row, str(oc)), str(c0)))
+                    fn.lines.append(f"  call void @tile_{mr}_{nv}({args}, i64 1, "
+                                    f"{t}* {fn.gep(t, ux, str(c0))}, i64 {oc}, {t}* {dst}, "
+                                    f"i64 {oc}, i64 {c}, i64 0)")
+
+            ck._tiled(fn, "0", nb, mr_max, emit)
+            return []
+
+        fn.loop("0", "36", [], over_xi, guard=False)
+
+        # M -> outputs: A^T M A, then the epilogue; flags for tiles not finite.
+        def over_out(j: str, _: list[str]) -> list[str]:
+            tile = fn.add(b0, j)
+            n, ty, tx = e.where(tile)
+            oy, ox = fn.mul(ty, "2"), fn.mul(tx, "2")
+            img = fn.mul(n, fn.mul(fn.mul("%oh", "%ow"), str(oc)))
+
+            def over_q(q: str, bad: list[str]) -> list[str]:
+                src = fn.gep(t, "%m", fn.add(fn.mul(j, str(oc)), fn.mul(q, str(ln))))
+                mm = [[e.load(src, fn.mul(str(a * PATCH + b), ms)) for b in range(PATCH)]
+                      for a in range(PATCH)]
+                y = _sandwich(fn, vt, t, A_T, mm)
+                flat = [y[0][0], y[0][1], y[1][0], y[1][1]]
+                acc = bad[0]
+                for val in flat:
+                    u = fn.op(f"fcmp uno {vt} {fn.op(f'fsub {vt} {val}, {val}')}, "
+                              "zeroinitializer")
+                    acc = fn.op(f"or <{ln} x i1> {acc}, {u}")
+                flat = ck._epilogue(fn, t, vt, ln, 1, flat,
+                                    fn.gep(t, "%bias", fn.mul(q, str(ln))), "%epi")
+                for k, val in enumerate(flat):
+                    py, px = fn.add(oy, str(k // 2)), fn.add(ox, str(k % 2))
+                    inside = fn.op(f"and i1 {fn.op(f'icmp slt i64 {py}, %oh')}, "
+                                   f"{fn.op(f'icmp slt i64 {px}, %ow')}")
+                    yes, done = fn.name("S")[1:], fn.name("T")[1:]
+                    fn.lines.append(f"  br i1 {inside}, label %{yes}, label %{done}")
+                    fn.label(yes)
+                    off = fn.add(img, fn.add(fn.mul(fn.add(fn.mul(py, "%ow"), px), str(oc)),
+                                             fn.mul(q, str(ln))))
+                    e.store(val, "%out", off)
+                    fn.lines.append(f"  br label %{done}")
+                    fn.label(done)
+                return [acc]
+
+            bad = fn.loop("0", str(oc // ln), [(f"<{ln} x i1>", "zeroinitializer")], over_q,
+                          guard=False)[0]
+            bits = fn.op(f"bitcast <{ln} x i1> {bad} to i{ln}")
+            flag = fn.op(f"zext i1 {fn.op(f'icmp ne i{ln} {bits}, 0')} to i8")
+            rel = fn.op(f"sub i64 {tile}, %tlo")
+            at = fn.op(f"getelementptr inbounds i8, i8* %flags, i64 {rel}", "p")
+            fn.lines.append(f"  store i8 {flag}, i8* {at}")
+            return []
+
+        fn.loop("0", nb, [], over_out, guard=False)
+
+    e.blocks(block)
+    funcs.append(fn.finish())
+    return ck._module(t, ln, funcs)
+
+
+# G of F(5, 2) (the filter gradient's: 5x5 outputs from a 6x6 patch and a 2x2 tile of
+# the gradient) with its rows' denominators moved into A^T, applied once to the summed
+# products (in float64): the kernel's transforms keep integer coefficients.
+G_WGRAD = np.array([[1, 0], [1, 1], [1, -1], [1, 2], [1, -2], [0, 1]], np.float64)
+A_T_WGRAD = (np.array([[float(p) ** i for p in (0, 1, -1, 2, -2)] + [float(i == 4)]
+                       for i in range(5)]) / np.array([4, -6, -6, 24, 24, 1], np.float64))
+
+
+def _wgrad_module(dtype: np.dtype, c: int, oc: int) -> str:
+    # The filter gradient's 25 taps from 2x2 tiles of dy: per channel pair, each tile
+    # adds A^T [(G dy G^T) * (B^T x B)] A (F(5x5, 2x2); B^T the forward's), so over tiles
+    # and channels M[xi] += V[xi]^T @ D[xi] (c x tiles by tiles x oc) and the taps are
+    # A^T M A, which the caller computes.
+    t, ln, vt, mr_max, chunks = ck._types(dtype, oc)
+    funcs = _gemm_tiles(t, vt, ln, mr_max, sorted({nv for _, nv in chunks}))
+    # wgw(x, dy, m, db, v, d, tlo, thi, tw, tpi, h, w, top, left, oh, ow, bt): tiles as
+    # win's (their patches of x), the tile's 2x2 pixels of dy ([n, oh, ow, oc];
+    # pixels past oh/ow count as zeros); adds V[xi]^T @ D[xi] onto m ([36, c, oc]) and,
+    # unless null, dy's sum over the tiles' pixels onto db ([oc]); v, d: scratch
+    # (scratch_sizes(dtype, c, oc, bt)).
+    fn = ck._Fn(f"define void @wgw({t}* noalias %x, {t}* noalias %dy, {t}* noalias %m, "
+                f"{t}* noalias %db, {t}* noalias %v, {t}* noalias %d, i64 %tlo, i64 %thi, "
+                "i64 %tw, i64 %tpi, i64 %h, i64 %w, i64 %top, i64 %left, i64 %oh, i64 %ow, "
+                "i64 %bt) {")
+    e = _Emit(fn, t, ln)
+    vs, ds = _plane(fn, c, ln), _plane(fn, oc, ln)
+    with_bias = fn.op(f"icmp ne {t}* %db, null")
+    nq = oc // ln
+
+    def block(b0: str, nb: str) -> None:
+        e.patches(b0, nb, c, vs)
+
+        # D[xi, j] = (G dy G^T)[xi] for the tiles' 2x2 gradients; their block sums.
+        def over_tile(j: str, sums: list[str]) -> list[str]:
+            n, ty, tx = e.where(fn.add(b0, j))
+            oy, ox = fn.mul(ty, "2"), fn.mul(tx, "2")
+            pix = []
+            for k in range(4):
+                py, px = fn.add(oy, str(k // 2)), fn.add(ox, str(k % 2))
+                pix.append((fn.op(f"and i1 {fn.op(f'icmp slt i64 {py}, %oh')}, "
+                                  f"{fn.op(f'icmp slt i64 {px}, %ow')}"),
+                            fn.mul(fn.add(fn.mul(fn.add(fn.mul(n, "%oh"), py), "%ow"), px),
+                                   str(oc))))
+            out = []
+            for q in range(nq):
+                g = []
+                for inside, at in pix:
+                    yes, done = fn.name("S")[1:], fn.name("T")[1:]
+                    pre = fn.block
+                    fn.lines.append(f"  br i1 {inside}, label %{yes}, label %{done}")
+                    fn.label(yes)
+                    val = e.load("%dy", fn.add(at, str(q * ln)))
+                    fn.lines.append(f"  br label %{done}")
+                    fn.label(done)
+                    g.append(fn.op(f"phi {vt} [{val}, %{yes}], [zeroinitializer, %{pre}]"))
+                total = sums[q]
+                for val in g:
+                    total = fn.op(f"fadd {vt} {total}, {val}")
+                out.append(total)
+                gg = [[g[0], g[1]], [g[2], g[3]]]
+                dd = _sandwich(fn, vt, t, G_WGRAD, gg)
+                dst = fn.gep(t, "%d", fn.add(fn.mul(j, str(oc)), str(q * ln)))
+                for a in range(PATCH):
+                    for b in range(PATCH):
+                        e.store(dd[a][b], dst, fn.mul(str(a * PATCH + b), ds))
+            return out
+
+        sums = fn.loop("0", nb, [(vt, "zeroinitializer")] * nq, over_tile, guard=False)
+        yes, done = fn.name("B")[1:], fn.name("C")[1:]
+        fn.lines.append(f"  br i1 {with_bias}, label %{yes}, label %{done}")
+        fn.label(yes)
+        for q, val in enumerate(sums):
+            old = e.load("%db", str(q * ln))
+            e.store(fn.op(f"fadd {vt} {old}, {val}"), "%db", str(q * ln))
+        fn.lines.append(f"  br label %{done}")
+        fn.label(done)
+
+        # M[xi] += V[xi]^T @ D[xi]: rows of M are input channels, summed over the tiles.
+        def over_xi(xi: str, _: list[str]) -> list[str]:
+            vx = fn.gep(t, "%v", fn.mul(xi, vs))
+            dx = fn.gep(t, "%d", fn.mul(xi, ds))
+            mx = fn.gep(t, "%m", fn.mul(xi, str(c * oc)))
+
+            def emit(row: str, mr: int) -> None:
+                rows = [fn.gep(t, vx, fn.add(row, str(r))) for r in range(mr)]
+                args = ", ".join(f"{t}* {x}" for x in rows)
+                for c0, nv in chunks:
+                    dst = fn.gep(t, mx, fn.add(fn.mul(row, str(oc)), str(c0)))
+                    fn.lines.append(f"  call void @tile_{mr}_{nv}({args}, i64 {c}, "
+                                    f"{t}* {fn.gep(t, dx, str(c0))}, i64 {oc}, {t}* {dst}, "
+                                    f"i64 {oc}, i64 {nb}, i64 1)")
+
+            ck._tiled(fn, "0", str(c), mr_max, emit)
+            return []
+
+        fn.loop("0", "36", [], over_xi, guard=False)
+
+    e.blocks(block)
+    funcs.append(fn.finish())
+    return ck._module(t, ln, funcs)
+
+
+_ARGS = {"win": (ctypes.c_void_p,) * 7 + (ctypes.c_int64,) * 12,
+         "wgw": (ctypes.c_void_p,) * 6 + (ctypes.c_int64,) * 11}
+
+
+def kernel(dtype: np.dtype, c: int, oc: int) -> Callable[..., None]:
+    """The compiled Winograd convolution for ``dtype`` and ``c`` -> ``oc`` channels.
+
+    Args:
+      dtype: float32 or float64.
+      c, oc: input and output channels, multiples of :func:`convkernels.lanes`.
+
+    Returns:
+      ``fn(x, u, out, bias, v, m, flags, t0, t1, tw, tpi, h, w, top, left, oh, ow, epi,
+      bt)`` on data addresses: output tiles ``t0..t1`` (2x2 pixels each, ``t = (n*th +
+      ty)*tw + tx``, ``tpi = th*tw`` per image) of the stride-1 5x5 convolution of ``x``
+      (``[N, h, w, c]``) placed at ``(top, left)`` in zeros (tile ``(ty, tx)`` reads rows
+      ``2ty - top ..`` and columns ``2tx - left ..``, 6 each) with the filter whose
+      transform (``[36, c, oc]``, see the module's doc) is ``u``, into ``out`` (``[N, oh,
+      ow, oc]``), then ``epi`` as :func:`convkernels.conv_kernel`'s, ``bt`` tiles at a
+      time; ``v`` and ``m``: scratch of :func:`scratch_sizes` elements; ``flags[t - t0]``
+      (bytes) set to 1 where the tile has an output that is not finite (before the
+      epilogue), else 0.
+    """
+    dtype = np.dtype(dtype)
+    return ck.compile_module(("win", dtype.str, c, oc), lambda: _module(dtype, c, oc), "win",
+                             _ARGS["win"])
+
+
+def wgrad_kernel(dtype: np.dtype, c: int, oc: int) -> Callable[..., None]:
+    """The compiled Winograd filter gradient for ``dtype``, ``c`` input and ``oc`` output
+    channels (multiples of :func:`convkernels.lanes`).
+
+    Returns:
+      ``fn(x, dy, m, db, v, d, t0, t1, tw, tpi, h, w, top, left, oh, ow, bt)``: for the
+      tiles ``t0..t1`` of :func:`kernel` (their patches of ``x`` and 2x2 pixels of ``dy``,
+      ``[N, oh, ow, oc]``, pixels past ``oh``/``ow`` zeros), adds onto ``m`` (``[36, c,
+      oc]``) the sums ``V[xi]^T @ D[xi]`` over the tiles, ``V = B^T x B`` and ``D = G dy
+      G^T`` (:data:`G_WGRAD`), and unless ``db`` is null the sum of ``dy`` over the
+      tiles' pixels onto it (``[oc]``). The gradient is ``A^T M A`` per channel pair
+      (:data:`A_T_WGRAD`). ``bt`` tiles at a time; ``v``, ``d``: scratch of
+      :func:`scratch_sizes` elements.
+    """
+    dtype = np.dtype(dtype)
+    return ck.compile_module(("wgw", dtype.str, c, oc), lambda: _wgrad_module(dtype, c, oc),
+                             "wgw", _ARGS["wgw"])
