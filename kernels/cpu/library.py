@@ -555,7 +555,7 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
     _winograd_filter(np.ascontiguousarray(f).reshape(kh, kw * c * oc), winograd.G, u)
     fn = winograd.kernel(dtype, c, oc)
     tpi = th * tw
-    bt = winograd.block_tiles(tpi)
+    bt = winograd.block_tiles(dtype, oc)
     vsize, msize = winograd.scratch_sizes(dtype, c, oc, bt)
     xa, ua, oa = x.ctypes.data, u.ctypes.data, out.ctypes.data
     ba = None if bias is None else bias.ctypes.data
@@ -571,8 +571,7 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
         if redo.size:
             _direct_tiles(x, top, left, f, out, bias, relu, redo + t0, th, tw)
 
-    # Whole blocks per thread where there are several (a block is whole images when
-    # they are small: see winograd.block_tiles).
+    # Whole blocks per thread where there are several.
     blocks = -(-n * tpi // bt)
     if blocks >= _THREADS:
         _split(lambda b0, b1: tiles(b0 * bt, min(b1 * bt, n * tpi)), blocks,
@@ -791,7 +790,7 @@ def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: 
     th, tw = -(-oh // 2), -(-ow // 2)
     fn = winograd.wgrad_kernel(dtype, c, oc)
     tpi = th * tw
-    bt = winograd.block_tiles(tpi)
+    bt = winograd.block_tiles(dtype, oc, wgrad=True)
     vsize, dsize = winograd.scratch_sizes(dtype, c, oc, bt)
     x = np.ascontiguousarray(x)
     dy = np.ascontiguousarray(dy)

@@ -78,15 +78,19 @@ def _g_matrix() -> np.ndarray:
 G = _g_matrix()
 # Input patch (6x6) per 2x2 output tile, and the filter size it takes (5x5).
 PATCH, K = 6, 5
-# Tiles transformed, multiplied and transformed back at a time (at most; the caller
-# picks, see block_tiles): their V and M (36 x tiles x channels each) stay in L2.
+# About the tiles transformed, multiplied and transformed back at a time: their V
+# and M (36 x tiles x channels each) stay in L2.
 BLOCK = 48
 
 
-def block_tiles(tpi: int) -> int:
-    """Tiles per block for images of ``tpi`` tiles: whole images while one fits in about
-    :data:`BLOCK` (a call's images then make whole blocks), else BLOCK."""
-    return tpi * max(1, BLOCK // tpi) if tpi <= 2 * BLOCK else BLOCK
+def block_tiles(dtype: np.dtype, oc: int, wgrad: bool = False) -> int:
+    """Tiles per block: whole register tiles of the convolution's products (whose rows are
+    tiles), so none is cut short; :data:`BLOCK` for the filter gradient's (its rows are
+    channels)."""
+    if wgrad:
+        return BLOCK
+    mr = ck._plan(oc, np.dtype(dtype))[0]
+    return mr * max(1, round(BLOCK / mr))
 
 
 def takes(dtype: np.dtype, kh: int, kw: int, c: int, oc: int) -> bool:
@@ -128,12 +132,43 @@ def _combo(fn: ck._Fn, vt: str, t: str, terms: list[tuple[float, str]]) -> str:
     return acc
 
 
+def _apply(fn: ck._Fn, vt: str, t: str, m: np.ndarray, col: list[str]) -> list[str]:
+    """``m @ col`` for a column of vectors. B^T and A^T share terms between their rows
+    (LLVM may not find them: it keeps the FP order of the sums as written), which takes
+    B^T from 22 operations to 12."""
+    ln = int(vt[1:vt.index(" ")])
+    fma = f"@llvm.fma.v{ln}{ck._suffix(t)}"
+
+    def k(c: float) -> str:
+        return "<" + ", ".join([f"{t} {float(c)!r}"] * ln) + ">"
+
+    def mad(a: str, c: float, b: str) -> str:  # a * c + b
+        return fn.op(f"call {vt} {fma}({vt} {a}, {vt} {k(c)}, {vt} {b})")
+
+    def op(name: str, a: str, b: str) -> str:
+        return fn.op(f"{name} {vt} {a}, {b}")
+
+    if m is B_T:
+        d0, d1, d2, d3, d4, d5 = col
+        t1, t2 = mad(d2, -4, d4), mad(d1, -4, d3)  # d4 - 4 d2, d3 - 4 d1
+        t3, t4 = op("fsub", d4, d2), op("fsub", d3, d1)
+        return [mad(d0, 4, mad(d2, -5, d4)), op("fadd", t1, t2), op("fsub", t1, t2),
+                mad(t4, 2, t3), mad(t4, -2, t3), mad(d1, 4, mad(d3, -5, d5))]
+    if m is A_T:
+        m0, m1, m2, m3, m4, m5 = col
+        s12, d12 = op("fadd", m1, m2), op("fsub", m1, m2)
+        s34, d34 = op("fadd", m3, m4), op("fsub", m3, m4)
+        return [op("fadd", op("fadd", m0, s12), s34), op("fadd", mad(d34, 2, d12), m5)]
+    return [_combo(fn, vt, t, [(m[a, i], col[i]) for i in range(len(col))])
+            for a in range(m.shape[0])]
+
+
 def _sandwich(fn: ck._Fn, vt: str, t: str, m: np.ndarray, d: list[list[str]]) -> list[list[str]]:
-    """``m @ d @ m.T`` for a matrix of vectors ``d`` (rows, then columns)."""
-    rows = [[_combo(fn, vt, t, [(m[a, i], d[i][j]) for i in range(len(d))])
-             for j in range(len(d[0]))] for a in range(m.shape[0])]
-    return [[_combo(fn, vt, t, [(m[b, j], rows[a][j]) for j in range(len(d[0]))])
-             for b in range(m.shape[0])] for a in range(m.shape[0])]
+    """``m @ d @ m.T`` for a matrix of vectors ``d`` (columns, then rows)."""
+    cols = [_apply(fn, vt, t, m, [d[i][j] for i in range(len(d))]) for j in range(len(d[0]))]
+    # cols[j][a] = (m @ d)[a, j]
+    return [_apply(fn, vt, t, m, [cols[j][a] for j in range(len(d[0]))])
+            for a in range(m.shape[0])]
 
 
 def _gemm_tiles(t: str, vt: str, ln: int, mr_max: int, nvs: list[int]) -> list[str]:
