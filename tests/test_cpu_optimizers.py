@@ -69,7 +69,9 @@ def _reference(op_type, dtype, attrs, values):
             inputs.append(VarRef(store, OpView(var)))
         else:
             inputs.append(v)
-    with np.errstate(all="ignore"):
+    # The kernels flush subnormals to zero (as TF's and XLA's CPU kernels): so does the
+    # oracle, whose NumPy arithmetic follows the thread's MXCSR too.
+    with np.errstate(all="ignore"), optimizers.subnormals_flushed():
         op_def.reference(OpView(_node(op_type, dtype, attrs)), inputs, None)
     return [store[f"v{i}"] for i in range(n_refs)]
 
@@ -265,6 +267,22 @@ def test_errors_match_reference(op_type, values, words):
     # Nothing is written when the update fails.
     for r, v in zip(refs, values):
         np.testing.assert_array_equal(r, v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_updates_flush_subnormals_and_leave_the_thread_as_it_was(dtype):
+    # Late in training Adam's second moment underflows: 0.001 * g * g below the smallest
+    # normal number is 0 in the kernel, where IEEE arithmetic keeps a subnormal.
+    tiny = np.finfo(dtype).tiny
+    g = np.array([np.sqrt(tiny) / 4, 1.0, np.sqrt(tiny) / 64], dtype)
+    hyper = [np.array(h, dtype) for h in (0.9, 0.999, 1e-3, 0.9, 0.999, 1e-8)]
+    values = [np.ones(3, dtype), np.zeros(3, dtype), np.zeros(3, dtype), *hyper, g]
+    _, _, v = _compiled("ApplyAdam", dtype, {}, values)
+    ieee = (g * g - 0) * (np.array(1, dtype) - hyper[4])
+    assert 0 < ieee[0] < tiny and 0 < ieee[2] < tiny  # subnormals without the flush
+    assert v[0] == 0 and v[2] == 0 and v[1] == ieee[1]
+    # The caller's thread computes with subnormals again.
+    assert np.multiply(np.array(tiny, dtype), np.array(0.5, dtype)) > 0
 
 
 def test_gradient_is_the_variable_itself():
