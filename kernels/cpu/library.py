@@ -503,6 +503,7 @@ def _winograd_filter(f, g, u):
     r, taps, size = g.shape[0], g.shape[1], u.shape[1]
     chunk = 512
     t = np.empty((r * taps, chunk), np.float64)
+    acc = np.empty(chunk, np.float64)
     for x0 in range(0, size, chunk):
         k = min(chunk, size - x0)
         for a in range(r):
@@ -512,18 +513,21 @@ def _winograd_filter(f, g, u):
                     row[x] = 0.0
                 for i in range(taps):
                     ga = g[a, i]
-                    src = f[i, j * size + x0:j * size + x0 + k]
-                    for x in range(k):
-                        row[x] += ga * np.float64(src[x])
+                    if ga != 0.0:  # G and A^T are a third zeros
+                        src = f[i, j * size + x0:j * size + x0 + k]
+                        for x in range(k):
+                            row[x] += ga * np.float64(src[x])
         for a in range(r):
             for b in range(r):
-                out = u[a * r + b, x0:x0 + k]
-                acc = t[a * taps, :k] * g[b, 0]
-                for j in range(1, taps):
+                for x in range(k):
+                    acc[x] = 0.0
+                for j in range(taps):
                     gb = g[b, j]
-                    row = t[a * taps + j]
-                    for x in range(k):
-                        acc[x] += gb * row[x]
+                    if gb != 0.0:
+                        row = t[a * taps + j]
+                        for x in range(k):
+                            acc[x] += gb * row[x]
+                out = u[a * r + b, x0:x0 + k]
                 for x in range(k):
                     out[x] = acc[x]
 
