@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphflow as gf
-from graphflow.kernels.cpu import backend, library, threads
+from graphflow.kernels.cpu import backend, library, threads, winograd
 
 # One kernel cache per module: its kernels compile once, away from the user's cache.
 pytestmark = pytest.mark.usefixtures("module_kernel_cache")
@@ -761,3 +761,47 @@ def test_random_conv_relu_pool_training_matches_the_reference(n, h, w, c, oc, k,
             got[backend_name] = [sess.run([train, loss], {x: xs})[1]] + sess.run(params)
     for a, b in zip(got["cpu"], got["reference"]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=6)
+@given(n=st.integers(1, 3), h=st.integers(4, 12), w=st.integers(4, 12),
+       padding=st.sampled_from(["SAME", "VALID"]), bias_add=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_random_winograd_training_matches_the_reference(n, h, w, padding, bias_add, seed):
+    # 5x5 float32 convolutions of whole vectors of channels go the Winograd way in every
+    # form (the forward with bias + relu stored, the input and filter gradients side by
+    # side, the filter gradient with the bias's): one SGD step against the reference,
+    # within float32 rounding (Winograd's is 5-20x a direct sum's).
+    if padding == "VALID" and (h < 9 or w < 9):
+        return
+    rng = np.random.default_rng(seed)
+    lanes = 16
+    g = gf.Graph()
+    with g.as_default():
+        x = gf.placeholder(gf.float32, [None, h, w, lanes])
+        f1 = gf.Variable((rng.standard_normal((5, 5, lanes, 2 * lanes)) * 0.2).astype(np.float32))
+        b1 = gf.Variable((rng.standard_normal(2 * lanes) * 0.1).astype(np.float32))
+        f2 = gf.Variable((rng.standard_normal((5, 5, 2 * lanes, lanes)) * 0.2).astype(np.float32))
+        conv = gf.nn.conv2d(x, f1, [1, 1, 1, 1], padding)
+        hid = gf.nn.relu(gf.nn.bias_add(conv, b1) if bias_add else conv + b1)
+        hid = gf.nn.max_pool(hid, [1, 2, 2, 1], [1, 1, 1, 1], "SAME")
+        out = gf.nn.relu(gf.nn.conv2d(hid, f2, [1, 1, 1, 1], "SAME"))
+        loss = gf.reduce_sum(out * out)
+        train = gf.train.GradientDescentOptimizer(1e-4).minimize(loss)
+        params = [f1, b1, f2]
+        init = gf.global_variables_initializer()
+    xs = rng.standard_normal((n, h, w, lanes)).astype(np.float32)
+    got = {}
+    real = (winograd.kernel, winograd.wgrad_kernel)
+    used = []
+    with mock.patch.object(library, "_WINOGRAD_MIN_WORK", 0), \
+            mock.patch.object(winograd, "kernel", lambda *a: used.append("win") or real[0](*a)), \
+            mock.patch.object(winograd, "wgrad_kernel",
+                              lambda *a: used.append("wgw") or real[1](*a)):
+        for backend_name in ("cpu", "reference"):
+            with gf.Session(graph=g, backend=backend_name) as sess:
+                sess.run(init)
+                got[backend_name] = [sess.run([train, loss], {x: xs})[1]] + sess.run(params)
+    assert used.count("win") >= 3 and used.count("wgw") >= 2  # conv x2, input grad; wgrad x2
+    for a, b in zip(got["cpu"], got["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
