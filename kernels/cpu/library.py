@@ -122,11 +122,22 @@ def _aligned(a: np.ndarray) -> np.ndarray:
     never cross a cache line)."""
     if a.flags.c_contiguous and a.ctypes.data % buffers.ALIGN == 0:
         return a
-    buf = _scratch(a.size + buffers.ALIGN // a.itemsize, a.dtype, "aligned")
-    start = -buf.ctypes.data % buffers.ALIGN // a.itemsize
-    out = buf[start:start + a.size].reshape(a.shape)
+    out = _aligned_scratch(a.size, a.dtype, "aligned").reshape(a.shape)
     out[...] = a
     return out
+
+
+def _aligned_part(buf: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` elements of 1-D ``buf`` (``buffers.ALIGN`` bytes longer) that start on
+    a multiple of ALIGN bytes."""
+    start = -buf.ctypes.data % buffers.ALIGN // buf.itemsize
+    return buf[start:start + size]
+
+
+def _aligned_scratch(size: int, dtype: Any, slot: str) -> np.ndarray:
+    """:func:`_scratch` starting on a multiple of :data:`buffers.ALIGN` bytes."""
+    return _aligned_part(_scratch(size + buffers.ALIGN // np.dtype(dtype).itemsize, dtype, slot),
+                         size)
 
 
 # --- fallback and attribute parsing -------------------------------------------------------
@@ -532,14 +543,6 @@ def _winograd_filter(f, g, u):
                     out[x] = acc[x]
 
 
-def _aligned_scratch(size: int, dtype: Any, slot: str) -> np.ndarray:
-    """:func:`_scratch` starting on a multiple of :data:`buffers.ALIGN` bytes."""
-    itemsize = np.dtype(dtype).itemsize
-    buf = _scratch(size + buffers.ALIGN // itemsize, dtype, slot)
-    start = -buf.ctypes.data % buffers.ALIGN // itemsize
-    return buf[start:start + size]
-
-
 def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.ndarray,
                    bias: np.ndarray | None = None, relu: bool = False) -> bool:
     """``out`` = the stride-1 convolution of ``x`` (placed at ``(top, left)`` in zeros) by
@@ -773,9 +776,8 @@ def _aligned_zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A fresh zero array starting on a multiple of :data:`buffers.ALIGN` bytes."""
     dtype = np.dtype(dtype)
     size = math.prod(shape)
-    raw = np.zeros(size + buffers.ALIGN // dtype.itemsize, dtype)
-    start = -raw.ctypes.data % buffers.ALIGN // dtype.itemsize
-    return raw[start:start + size].reshape(shape)
+    return _aligned_part(np.zeros(size + buffers.ALIGN // dtype.itemsize, dtype),
+                         size).reshape(shape)
 
 
 def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: tuple,
