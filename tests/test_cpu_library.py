@@ -420,6 +420,16 @@ def winograd_only() -> Iterator[None]:
         yield
 
 
+def tile_scale(scale: np.ndarray, m: int) -> np.ndarray:
+    """Per output of ``[n, h, w, c]``, the largest ``scale`` among its m x m Winograd tile's
+    outputs (the transforms mix a tile's patch, so its rounding is relative to those)."""
+    n, h, w, c = scale.shape
+    th, tw = -(-h // m), -(-w // m)
+    tiles = np.pad(scale.astype(np.float64), ((0, 0), (0, th * m - h), (0, tw * m - w), (0, 0)))
+    tiles = tiles.reshape(n, th, m, tw, m, c).max(axis=(2, 4))
+    return tiles.repeat(m, axis=1).repeat(m, axis=2)[:, :h, :w]
+
+
 def check_winograd_wgrad(node: Any, args: list, split: bool = False) -> None:
     """The filter gradient within ``4 * TOL`` of the largest scale among the 25 taps of
     its channel pair (F(5x5, 2x2)'s transforms mix them; measured worst 7.7e-6 in float32
@@ -435,26 +445,41 @@ def check_winograd_wgrad(node: Any, args: list, split: bool = False) -> None:
         assert_close(a, e, np.abs(sc.astype(np.float64)) + np.finfo(e.dtype).tiny)
 
 
-def test_winograd_matrices_compute_the_correlation():
+@pytest.mark.parametrize("taps", sorted(winograd.SCHEMES))
+def test_winograd_matrices_compute_the_correlations(taps):
+    # F(m x m, taps x taps) for the convolution, F(taps x taps, m x m) for the filter
+    # gradient (its G's denominators in its A^T), both with the one B^T.
+    sch = winograd.SCHEMES[taps]
+    m, bt = sch.m, winograd.B_T
     rng = np.random.default_rng(0)
     for _ in range(20):
-        d, g = rng.standard_normal((6, 6)), rng.standard_normal((5, 5))
-        want = np.array([[np.sum(d[i:i + 5, j:j + 5] * g) for j in range(2)] for i in range(2)])
-        u = winograd.G @ g @ winograd.G.T
-        got = winograd.A_T @ (u * (winograd.B_T @ d @ winograd.B_T.T)) @ winograd.A_T.T
+        d, g = rng.standard_normal((6, 6)), rng.standard_normal((taps, taps))
+        want = np.array([[np.sum(d[i:i + taps, j:j + taps] * g) for j in range(m)]
+                         for i in range(m)])
+        got = sch.a_t @ ((sch.g @ g @ sch.g.T) * (bt @ d @ bt.T)) @ sch.a_t.T
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    f = rng.standard_normal((5, 5, 2, 3))
+        dy = rng.standard_normal((m, m))
+        want = np.array([[np.sum(d[i:i + m, j:j + m] * dy) for j in range(taps)]
+                         for i in range(taps)])
+        got = sch.a_t_wgrad @ ((sch.g_wgrad @ dy @ sch.g_wgrad.T) * (bt @ d @ bt.T)) \
+            @ sch.a_t_wgrad.T
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    f = rng.standard_normal((taps, taps, 2, 3))
     u = np.empty((36, 6), np.float64)
-    library._winograd_filter(f.reshape(5, 30), winograd.G, u)
-    want = np.einsum("ai,ijco,bj->abco", winograd.G, f, winograd.G).reshape(36, 6)
+    library._winograd_filter(f.reshape(taps, taps * 6), sch.g, u)
+    want = np.einsum("ai,ijco,bj->abco", sch.g, f, sch.g).reshape(36, 6)
     np.testing.assert_allclose(u, want, rtol=1e-13, atol=1e-13)
 
 
+TAPS = sorted(winograd.SCHEMES)
+
+
+@pytest.mark.parametrize("taps", TAPS)
 @pytest.mark.parametrize("op", WINOGRAD_OPS)
 @given(n=st.sampled_from([1, 2, 13]), h=st.integers(1, 11), w=st.integers(1, 11),
        c_vec=st.sampled_from([1, 2]), oc_vec=st.sampled_from([1, 2, 5]), padding=paddings,
        seed=seeds, split=st.booleans())
-def test_winograd_conv_random(op, n, h, w, c_vec, oc_vec, padding, seed, split):
+def test_winograd_conv_random(op, taps, n, h, w, c_vec, oc_vec, padding, seed, split):
     # Odd sizes leave tiles past the last row or column; 5 vectors of output channels
     # are a chunk of 4 and one of 1; 13 images with split are whole images per thread,
     # else tiles are split (blocks of tiles cut short).
@@ -465,18 +490,29 @@ def test_winograd_conv_random(op, n, h, w, c_vec, oc_vec, padding, seed, split):
         c, oc = oc, c
     rng = np.random.default_rng(seed)
     node = conv_node(op, dtype, (1, 1), padding)
-    args = conv_args(op, rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (taps, taps, c, oc), (1, 1), padding)
+    if taps == 5:  # F(2x2, 5x5): within the bound of each output's own terms
+        with winograd_only():
+            check_sum(node, args, split)
+        return
+    # F(4x4, 3x3) rounds ~3x more: within TOL of its tile's largest scale.
     with winograd_only():
-        check_sum(node, args, split)
+        actual, expected = evaluate(node, args, split)
+    if actual is None:
+        return
+    absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
+    (scale,) = eval_node(node, absolute, None)
+    assert_close(actual[0], expected[0], tile_scale(scale, 4) + np.finfo(np.float32).tiny)
 
 
+@pytest.mark.parametrize("taps", TAPS)
 @pytest.mark.parametrize("op", WINOGRAD_OPS)
-def test_winograd_tiles_not_finite_are_computed_directly(op):
+def test_winograd_tiles_not_finite_are_computed_directly(op, taps):
     # An inf or NaN spreads over its whole tile in the transforms: such tiles must come
     # out as the direct sum's.
     rng = np.random.default_rng(5)
     node = conv_node(op, np.float32, (1, 1), "SAME")
-    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (taps, taps, 16, 16), (1, 1), "SAME")
     k = -1 if op == "Conv2DBackpropInput" else 0
     args[k] = sprinkle(rng, args[k], (np.nan, np.inf, -np.inf))
     real = convkernels.conv_kernel
@@ -488,19 +524,22 @@ def test_winograd_tiles_not_finite_are_computed_directly(op):
 
     with winograd_only(), mock.patch.object(convkernels, "conv_kernel", counted):
         check_sum(node, args)
-    assert 0 < len(calls) < 2 * 25  # some tiles again (a call per output row), not all
+    m = winograd.SCHEMES[taps].m
+    rows = 2 * 9 * -(-10 // m)  # a call per output row of a tile
+    assert 0 < len(calls) < rows  # some tiles again, not all
 
 
+@pytest.mark.parametrize("taps", TAPS)
 @pytest.mark.parametrize("op", WINOGRAD_OPS)
 @pytest.mark.parametrize("big", [1e35, 2e37])
-def test_winograd_large_magnitudes_round_to_their_tiles_scale(op, big):
+def test_winograd_large_magnitudes_round_to_their_tiles_scale(op, big, taps):
     # The transforms mix a tile's whole 6x6 patch, so an output's rounding error is a
     # fraction of the largest scale among its tile's four outputs (not of its own, when
     # a neighbour's window holds a huge value). 2e37 overflows the transforms of some
     # tiles (the direct sums stay finite: the filter is small): computed again directly.
     rng = np.random.default_rng(8)
     node = conv_node(op, np.float32, (1, 1), "SAME")
-    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (taps, taps, 16, 16), (1, 1), "SAME")
     args[1] = (args[1] * np.float32(1e-3)).astype(np.float32)
     k = -1 if op == "Conv2DBackpropInput" else 0
     args[k] = sprinkle(rng, args[k], (big, -big))
@@ -509,37 +548,36 @@ def test_winograd_large_magnitudes_round_to_their_tiles_scale(op, big):
     absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
     (scale,) = eval_node(node, absolute, None)
     assert np.isfinite(want).all() and np.isfinite(got).all()
-    n, h, w, c = scale.shape
-    tiles = np.pad(scale.astype(np.float64), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    tiles = tiles.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max(axis=(2, 4))
-    tiles = tiles.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
-    assert_close(got, want, 10 * tiles)
+    assert_close(got, want, 10 * tile_scale(scale, winograd.SCHEMES[taps].m))
 
 
+@pytest.mark.parametrize("taps", TAPS)
 @pytest.mark.parametrize("op", WGRAD_OPS)
 @given(n=st.sampled_from([1, 2, 13]), h=st.integers(1, 11), w=st.integers(1, 11),
        c_vec=st.sampled_from([1, 2]), oc_vec=st.sampled_from([1, 2, 5]), padding=paddings,
        seed=seeds, split=st.booleans())
-def test_winograd_filter_gradient_random(op, n, h, w, c_vec, oc_vec, padding, seed, split):
+def test_winograd_filter_gradient_random(op, taps, n, h, w, c_vec, oc_vec, padding, seed,
+                                         split):
     dtype = np.float32
     lanes = convkernels.lanes(dtype)
     c, oc = c_vec * lanes, oc_vec * lanes
     rng = np.random.default_rng(seed)
     node = conv_node(op, dtype, (1, 1), padding)
-    args = conv_args(op, rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    args = conv_args(op, rng, dtype, (n, h, w, c), (taps, taps, c, oc), (1, 1), padding)
     with winograd_only():
         check_winograd_wgrad(node, args, split)
 
 
+@pytest.mark.parametrize("taps", TAPS)
 @pytest.mark.parametrize("op", WGRAD_OPS)
 @pytest.mark.parametrize("where", [0, 2])
 @pytest.mark.parametrize("values", [(np.nan,), (np.inf, -np.inf), (3e38,)])
-def test_winograd_filter_gradient_not_finite_is_direct(op, where, values):
+def test_winograd_filter_gradient_not_finite_is_direct(op, where, values, taps):
     # An inf or NaN in the input (0) or gradient (2), or a sum that overflows, makes a
     # transformed sum not finite: the whole gradient is the direct kernel's then.
     rng = np.random.default_rng(9)
     node = conv_node(op, np.float32, (1, 1), "SAME")
-    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (5, 5, 16, 16), (1, 1), "SAME")
+    args = conv_args(op, rng, np.float32, (2, 9, 10, 16), (taps, taps, 16, 16), (1, 1), "SAME")
     args[where] = sprinkle(rng, args[where], values)
     real = convkernels.wgrad_kernel
     with mock.patch.object(library, "_WINOGRAD_MIN_WORK", 0), \
@@ -564,25 +602,26 @@ def test_winograd_takes_only_finite_float32_filters_and_can_be_turned_off():
         check_sum(node, [x, f])
 
 
-@given(n=st.sampled_from([1, 13]), h=st.integers(1, 9), w=st.integers(1, 9),
-       oc_vec=st.sampled_from([1, 5]), padding=paddings, seed=seeds, split=st.booleans(),
-       bias=st.booleans(), relu=st.booleans(), nonfinite=st.booleans())
-def test_winograd_store_epilogue_is_the_ops_one_after_the_other(n, h, w, oc_vec, padding, seed,
-                                                                split, bias, relu, nonfinite):
+@given(taps=st.sampled_from(TAPS), n=st.sampled_from([1, 13]), h=st.integers(1, 9),
+       w=st.integers(1, 9), oc_vec=st.sampled_from([1, 5]), padding=paddings, seed=seeds,
+       split=st.booleans(), bias=st.booleans(), relu=st.booleans(), nonfinite=st.booleans())
+def test_winograd_store_epilogue_is_the_ops_one_after_the_other(taps, n, h, w, oc_vec, padding,
+                                                                seed, split, bias, relu,
+                                                                nonfinite):
     # Bit for bit, also in tiles computed again by the direct kernel (nonfinite).
     dtype = np.float32
     lanes = convkernels.lanes(dtype)
     c, oc = lanes, oc_vec * lanes
     rng = np.random.default_rng(seed)
     node = conv_node("Conv2D", dtype, (1, 1), padding)
-    x, f = conv_args("Conv2D", rng, dtype, (n, h, w, c), (5, 5, c, oc), (1, 1), padding)
+    x, f = conv_args("Conv2D", rng, dtype, (n, h, w, c), (taps, taps, c, oc), (1, 1), padding)
     if nonfinite:
         x = sprinkle(rng, x, (np.nan, np.inf, -np.inf))
     b = sprinkle(rng, rand(rng, (oc,), dtype), (-0.0,)) if bias else None
     with winograd_only(), tiny_pieces(split):
         got = library.conv2d_epilogue(node, [x, f], b, relu)
         if got is None:  # the VALID window is larger than the input
-            assert padding == "VALID" and min(h, w) < 5
+            assert padding == "VALID" and min(h, w) < taps
             return
         (conv,) = library.conv2d(node, [x, f])
     want = _bias_relu(conv, b, relu)

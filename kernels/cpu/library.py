@@ -495,10 +495,10 @@ def _conv_rows(pad: _Padding, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
 
 
 # --- Winograd convolutions ------------------------------------------------------------
-# Stride-1 5x5 float32 convolutions (Conv2D, the input gradient as a convolution, and
-# the filter gradient) run as Winograd's (:mod:`winograd`): 2.8x fewer multiply-adds,
-# rounding 5-20x a direct sum's (see there). GRAPHFLOW_CONV_WINOGRAD=0 keeps every
-# convolution direct.
+# Stride-1 5x5 and 3x3 float32 convolutions (Conv2D, the input gradient as a
+# convolution, and the filter gradient) run as Winograd's (:mod:`winograd`): 2.8x and 4x
+# fewer multiply-adds, rounding 5-50x a direct sum's (see there).
+# GRAPHFLOW_CONV_WINOGRAD=0 keeps every convolution direct.
 WINOGRAD = os.environ.get("GRAPHFLOW_CONV_WINOGRAD", "1") != "0"
 # Multiply-adds (of the direct convolution) below which the direct kernel runs: the
 # filter's transform and the kernel's blocks cost more than they save on small ones.
@@ -557,10 +557,11 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
     if (not WINOGRAD or not winograd.takes(dtype, kh, kw, c, oc) or f.dtype != dtype
             or n * oh * ow * kh * kw * c * oc < _WINOGRAD_MIN_WORK or not np.isfinite(f).all()):
         return False
-    th, tw = -(-oh // 2), -(-ow // 2)
+    sch = winograd.SCHEMES[kh]
+    th, tw = -(-oh // sch.m), -(-ow // sch.m)
     u = np.empty((36, c * oc), dtype)
-    _winograd_filter(np.ascontiguousarray(f).reshape(kh, kw * c * oc), winograd.G, u)
-    fn = winograd.kernel(dtype, c, oc)
+    _winograd_filter(np.ascontiguousarray(f).reshape(kh, kw * c * oc), sch.g, u)
+    fn = winograd.kernel(dtype, c, oc, kh)
     tpi = th * tw
     bt = winograd.block_tiles(dtype, oc)
     vsize, msize = winograd.scratch_sizes(dtype, c, oc, bt)
@@ -576,7 +577,7 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
         fn(xa, ua, oa, ba, v.ctypes.data, m.ctypes.data, flags.ctypes.data, t0, t1, *geo)
         redo = np.flatnonzero(flags)
         if redo.size:
-            _direct_tiles(x, top, left, f, out, bias, relu, redo + t0, th, tw)
+            _direct_tiles(x, top, left, f, out, bias, relu, redo + t0, th, tw, sch.m)
 
     # Whole blocks per thread where there are several.
     blocks = -(-n * tpi // bt)
@@ -589,10 +590,10 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
 
 
 def _direct_tiles(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.ndarray,
-                  bias: np.ndarray | None, relu: bool, tiles: np.ndarray, th: int,
-                  tw: int) -> None:
-    """The 2x2 output ``tiles`` of :func:`_conv_winograd` again, by the direct kernel (on
-    their images, padded)."""
+                  bias: np.ndarray | None, relu: bool, tiles: np.ndarray, th: int, tw: int,
+                  m: int) -> None:
+    """The m x m output ``tiles`` of :func:`_conv_winograd` again, by the direct kernel
+    (on their images, padded)."""
     kh, kw, c, oc = f.shape
     _, oh, ow, _ = out.shape
     direct = convkernels.conv_kernel(x.dtype, oc)
@@ -608,9 +609,9 @@ def _direct_tiles(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nda
         image_out = out.ctypes.data + img * oh * ow * oc * out.itemsize
         for t in (tiles[tiles // tpi == img] % tpi).tolist():
             ty, tx = t // tw, t % tw
-            for oy in range(2 * ty, min(2 * ty + 2, oh)):
-                p0 = oy * ow + 2 * tx
-                direct(xp, fa, image_out, ba, p0, p0 + min(2, ow - 2 * tx), oh, ow, wp * c,
+            for oy in range(m * ty, min(m * ty + m, oh)):
+                p0 = oy * ow + m * tx
+                direct(xp, fa, image_out, ba, p0, p0 + min(m, ow - m * tx), oh, ow, wp * c,
                        hp * wp * c, wp * c, c, kh, kw * c, kh, epi, 1, 0, hp)
 
 
@@ -793,8 +794,9 @@ def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: 
     if (not WINOGRAD or not winograd.takes(dtype, kh, kw, c, oc) or dy.dtype != dtype
             or n * oh * ow * kh * kw * c * oc < _WINOGRAD_MIN_WORK):
         return None
-    th, tw = -(-oh // 2), -(-ow // 2)
-    fn = winograd.wgrad_kernel(dtype, c, oc)
+    sch = winograd.SCHEMES[kh]
+    th, tw = -(-oh // sch.m), -(-ow // sch.m)
+    fn = winograd.wgrad_kernel(dtype, c, oc, kh)
     tpi = th * tw
     bt = winograd.block_tiles(dtype, oc, wgrad=True)
     vsize, dsize = winograd.scratch_sizes(dtype, c, oc, bt)
@@ -824,8 +826,8 @@ def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: 
             db += q
     if not np.isfinite(m).all():
         return None
-    df = np.empty((25, c * oc), dtype)
-    _winograd_filter(m.reshape(6, 6 * c * oc), winograd.A_T_WGRAD, df)
+    df = np.empty((kh * kw, c * oc), dtype)
+    _winograd_filter(m.reshape(6, 6 * c * oc), sch.a_t_wgrad, df)
     df = df.reshape(fshape)
     return [df, db] if with_bias else [df]
 

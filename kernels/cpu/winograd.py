@@ -1,18 +1,20 @@
-"""Winograd convolution kernels for 5x5 windows at stride 1, emitted as LLVM IR (see
-:mod:`convkernels`).
+"""Winograd convolution kernels for 5x5 and 3x3 windows at stride 1, emitted as LLVM IR
+(see :mod:`convkernels`).
 
 A stride-1 5x5 convolution computes each 2x2 block of outputs from a 6x6 patch of
-its input. Winograd's minimal filtering algorithm (Lavin and Gray, "Fast Algorithms
-for Convolutional Neural Networks", 2015) does that with 36 products per channel
-pair instead of 100: with ``d`` the patch and ``g`` the filter of one channel pair,
+its input, a 3x3 one each 4x4 block. Winograd's minimal filtering algorithm (Lavin
+and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015) does that with
+36 products per channel pair instead of 100 (5x5) or 144 (3x3): with ``d`` the
+patch and ``g`` the filter of one channel pair,
 
     Y = A^T [(G g G^T) * (B^T d B)] A
 
-(``*`` elementwise; F(2x2, 5x5), points 0, 1, -1, 2, -2 and infinity). Over channels
+(``*`` elementwise; F(2x2, 5x5) and F(4x4, 3x3), both on the points 0, 1, -1, 2, -2
+and infinity, so B^T is one matrix: :class:`Scheme` holds the rest). Over channels
 the 36 products become 36 independent matrix products ``M[xi] = V[xi] @ U[xi]`` of
 the transformed patches ``V[xi]`` (tiles x C) with the transformed filter ``U[xi]``
-(C x OC): 2.8x fewer multiply-adds than the direct kernels' (2.3x counting the
-padding they skip), for a few transforms.
+(C x OC): 2.8x (5x5) and 4x (3x3) fewer multiply-adds than the direct kernels', for
+a few transforms.
 
 * :func:`kernel` (Conv2D; the input gradient is a convolution too) takes a block of
   tiles at a time: it transforms their patches into ``V`` (thread scratch, in L2),
@@ -21,20 +23,20 @@ padding they skip), for a few transforms.
   into outputs, adding the bias and applying relu as the direct kernel's epilogue
   does. The filter's transform ``U[a*6 + b, c, oc] = (G f[:, :, c, oc] G^T)[a, b]`` is
   the caller's (``library._winograd_filter``, in float64 rounded once).
-* :func:`wgrad_kernel` (the filter gradient) is F(5x5, 2x2): the 25 taps from a 6x6
-  patch of the input and a 2x2 tile of the output's gradient. Summed over tiles,
-  ``M[xi] += V[xi]^T @ D[xi]`` (C x tiles by tiles x OC); the caller transforms the
-  sums into taps once, in float64.
+* :func:`wgrad_kernel` (the filter gradient) is F(5x5, 2x2) or F(3x3, 4x4): the taps
+  from a 6x6 patch of the input and a tile of the output's gradient. Summed over
+  tiles, ``M[xi] += V[xi]^T @ D[xi]`` (C x tiles by tiles x OC); the caller
+  transforms the sums into taps once, in float64.
 
 Rounding. The transforms mix a tile's whole patch, so an output's error is a
-fraction of its tile's size rather than of its own terms': Conv2D's is about 5x a
-direct float32 sum's (at most 1.7e-6 of the terms' absolute sum over a 64-image
-batch; with a few huge inputs, 1.7e-5 of the largest scale among the tile's four
-outputs); the filter gradient's about 20x (7.7e-6 of the largest of its channel
-pair's 25 tap scales, against 3e-7 direct). An inf or NaN in a patch spreads to all
-four outputs of its tile, where the direct sum puts it only in the windows holding
-it: such tiles are flagged and the caller computes them again directly; a filter
-gradient with any sum not finite is the direct kernel's.
+fraction of its tile's size rather than of its own terms'. Measured against float64
+on random 6-15 pixel images (`SAME`), as a fraction of the outputs' own absolute
+sums of terms, at most: 5x5 Conv2D 1.6e-6, input gradient 1.8e-6, filter gradient
+6e-6; 3x3 5.5e-6, 2.9e-6 and 1.5e-6; the direct kernels 2-4e-7. With a few huge
+inputs, 1.7e-5 of the largest scale among the tile's outputs. An inf or NaN in a
+patch spreads to all the outputs of its tile, where the direct sum puts it only in
+the windows holding it: such tiles are flagged and the caller computes them again
+directly; a filter gradient with any sum not finite is the direct kernel's.
 """
 
 from __future__ import annotations
@@ -47,37 +49,51 @@ import numpy as np
 
 from graphflow.kernels.cpu import convkernels as ck
 
-__all__ = ["A_T", "A_T_WGRAD", "B_T", "G", "G_WGRAD", "block_tiles", "kernel", "scratch_sizes",
+__all__ = ["B_T", "BLOCK", "SCHEMES", "Scheme", "block_tiles", "kernel", "scratch_sizes",
            "takes", "wgrad_kernel"]
 
-# The transform matrices of F(2, 5) with the points 0, 1, -1, 2, -2 and infinity.
+# The points 0, 1, -1, 2, -2 (and infinity) of every transform here: 6 of them, so each
+# tile reads a 6x6 patch, F(2x2, 5x5) and F(4x4, 3x3) alike.
 _POINTS = [Fraction(p) for p in (0, 1, -1, 2, -2)]
-A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]], np.float64)
+PATCH = 6
 B_T = np.array([[4, 0, -5, 0, 1, 0],
                 [0, -4, -4, 1, 1, 0],
                 [0, 4, -4, -1, 1, 0],
                 [0, -2, -1, 2, 1, 0],
                 [0, 2, -1, -2, 1, 0],
                 [0, 4, 0, -5, 0, 1]], np.float64)
+# Per point: the product of its distances to the others (1 for infinity).
+_F = np.array([float(np.prod([p - q for q in _POINTS if q != p])) for p in _POINTS] + [1.0])
 
 
-def _g_matrix() -> np.ndarray:
-    # Row j: the Lagrange basis of point j at the filter's taps, over the product of
-    # the point's distances to the others; the last row takes the top tap (infinity).
-    rows = []
-    for j, p in enumerate(_POINTS):
-        f = Fraction(1)
-        for k, q in enumerate(_POINTS):
-            if k != j:
-                f *= p - q
-        rows.append([float(p ** i / f) for i in range(5)])
-    rows.append([0.0] * 4 + [1.0])
-    return np.array(rows, np.float64)
+def _powers(k: int) -> np.ndarray:
+    """``[6, k]``: row j is point j's powers 0..k-1; the last row (infinity) ``[0, .., 1]``."""
+    return np.array([[float(p ** i) for i in range(k)] for p in _POINTS]
+                    + [[0.0] * (k - 1) + [1.0]], np.float64)
 
 
-G = _g_matrix()
-# Input patch (6x6) per 2x2 output tile, and the filter size it takes (5x5).
-PATCH, K = 6, 5
+class Scheme:
+    """The matrices of one filter size ``taps`` (5 or 3), whose output tiles are ``m = 7 -
+    taps`` wide.
+
+    Attributes:
+      taps, m: the filter's and an output tile's size.
+      a_t: ``[m, 6]``, F(m x m, taps x taps)'s output transform A^T.
+      g: ``[6, taps]``, its filter transform G (Lagrange bases over the points).
+      g_wgrad: ``[6, m]``, the filter gradient's F(taps, m) transform of a tile of the
+        output's gradient, integers (its denominators are in ``a_t_wgrad``).
+      a_t_wgrad: ``[taps, 6]``, that gradient's output transform, divided by them.
+    """
+
+    def __init__(self, taps: int) -> None:
+        self.taps, self.m = taps, PATCH + 1 - taps
+        self.a_t = np.ascontiguousarray(_powers(self.m).T)
+        self.g = _powers(taps) / _F[:, None]
+        self.g_wgrad = _powers(self.m)
+        self.a_t_wgrad = _powers(taps).T / _F[None, :]
+
+
+SCHEMES = {5: Scheme(5), 3: Scheme(3)}
 # About the tiles transformed, multiplied and transformed back at a time: their V
 # and M (36 x tiles x channels each) stay in L2.
 BLOCK = 48
@@ -94,10 +110,10 @@ def block_tiles(dtype: np.dtype, oc: int, wgrad: bool = False) -> int:
 
 
 def takes(dtype: np.dtype, kh: int, kw: int, c: int, oc: int) -> bool:
-    """Whether the kernel computes a stride-1 ``kh x kw`` convolution of ``c`` channels
-    into ``oc``: 5x5, float32, channel counts in whole vectors. (float64 stays direct:
-    who computes in it wants the direct sum's rounding.)"""
-    if np.dtype(dtype) != np.float32 or (kh, kw) != (K, K) or c == 0 or oc == 0:
+    """Whether the kernels compute a stride-1 ``kh x kw`` convolution of ``c`` channels
+    into ``oc``: 5x5 or 3x3, float32, channel counts in whole vectors. (float64 stays
+    direct: who computes in it wants the direct sum's rounding.)"""
+    if np.dtype(dtype) != np.float32 or kh != kw or kh not in SCHEMES or c == 0 or oc == 0:
         return False
     ln = ck.lanes(dtype)
     return c % ln == 0 and oc % ln == 0
@@ -154,7 +170,7 @@ def _apply(fn: ck._Fn, vt: str, t: str, m: np.ndarray, col: list[str]) -> list[s
         t3, t4 = op("fsub", d4, d2), op("fsub", d3, d1)
         return [mad(d0, 4, mad(d2, -5, d4)), op("fadd", t1, t2), op("fsub", t1, t2),
                 mad(t4, 2, t3), mad(t4, -2, t3), mad(d1, 4, mad(d3, -5, d5))]
-    if m is A_T:
+    if m is SCHEMES[5].a_t:
         m0, m1, m2, m3, m4, m5 = col
         s12, d12 = op("fadd", m1, m2), op("fsub", m1, m2)
         s34, d34 = op("fadd", m3, m4), op("fsub", m3, m4)
@@ -221,10 +237,10 @@ class _Emit:
         r = fn.op(f"srem i64 {tile}, %tpi")
         return n, fn.op(f"sdiv i64 {r}, %tw"), fn.op(f"srem i64 {r}, %tw")
 
-    def patches(self, b0: str, nb: str, c: int, vs: str) -> None:
+    def patches(self, b0: str, nb: str, c: int, vs: str, step: int) -> None:
         """``V[xi, j, :c] = (B^T d B)[xi]`` for the patches ``d`` of tiles ``b0 + j``, ``j <
         nb``, into ``%v`` (planes ``vs`` apart). Tile ``(n, ty, tx)``'s patch is rows
-        ``2ty - %top ..`` and columns ``2tx - %left ..`` (6 each) of image ``n`` of ``%x``
+        ``step*ty - %top ..`` and columns ``step*tx - %left ..`` (6 each) of image ``n`` of ``%x``
         (``[N, %h, %w, c]``), zeros outside it: padding is never written out."""
         fn, t, ln, vt = self.fn, self.t, self.ln, self.vt
         image = fn.mul(fn.mul("%h", "%w"), str(c))
@@ -233,8 +249,8 @@ class _Emit:
         def over_tile(j: str, _: list[str]) -> list[str]:
             n, ty, tx = self.where(fn.add(b0, j))
             img = fn.gep(t, "%x", fn.mul(n, image))
-            y0 = fn.op(f"sub i64 {fn.mul(ty, '2')}, %top")
-            x0 = fn.op(f"sub i64 {fn.mul(tx, '2')}, %left")
+            y0 = fn.op(f"sub i64 {fn.mul(ty, str(step))}, %top")
+            x0 = fn.op(f"sub i64 {fn.mul(tx, str(step))}, %left")
             rows, cols = [], []
             for k in range(PATCH):
                 # In bounds (unsigned: below zero is huge), and clamped for the load.
@@ -293,15 +309,17 @@ def scratch_sizes(dtype: np.dtype, c: int, oc: int, bt: int) -> tuple[int, int]:
     return PATCH * PATCH * (bt * c + ln), PATCH * PATCH * (bt * oc + ln)
 
 
-def _module(dtype: np.dtype, c: int, oc: int) -> str:
+def _module(dtype: np.dtype, c: int, oc: int, taps: int) -> str:
+    sch = SCHEMES[taps]
+    step = sch.m
     t, ln, vt, mr_max, chunks = ck._types(dtype, oc)
     funcs = _gemm_tiles(t, vt, ln, mr_max, sorted({nv for _, nv in chunks}))
     # win(x, u, out, bias, v, m, flags, tlo, thi, tw, tpi, h, w, top, left, oh, ow, epi,
-    # bt): output tiles tlo..thi (t = (n*th + ty)*tw + tx: rows 2ty, 2ty+1 and columns
-    # 2tx, 2tx+1 of image n) from x ([n, h, w, c] placed at (top, left) in zeros; see
-    # _Emit.patches), into out ([n, oh, ow, oc], pixels past oh/ow not written), with u
-    # the filter's transform, bt tiles at a time;
-    # v, m: scratch (scratch_sizes); flags[t - tlo] = 1 where an output is not finite.
+    # bt): output tiles tlo..thi (t = (n*th + ty)*tw + tx: rows m*ty .. m*ty + m-1 and
+    # columns m*tx .. of image n, m = sch.m) from x ([n, h, w, c] placed at (top, left)
+    # in zeros; see _Emit.patches), into out ([n, oh, ow, oc], pixels past oh/ow not
+    # written), with u the filter's transform, bt tiles at a time; v, m: scratch
+    # (scratch_sizes); flags[t - tlo] = 1 where an output is not finite.
     fn = ck._Fn(f"define void @win({t}* noalias %x, {t}* noalias %u, {t}* noalias %out, "
                 f"{t}* noalias %bias, {t}* noalias %v, {t}* noalias %m, i8* noalias %flags, "
                 "i64 %tlo, i64 %thi, i64 %tw, i64 %tpi, i64 %h, i64 %w, i64 %top, i64 %left, "
@@ -310,7 +328,7 @@ def _module(dtype: np.dtype, c: int, oc: int) -> str:
     vs, ms = _plane(fn, c, ln), _plane(fn, oc, ln)
 
     def block(b0: str, nb: str) -> None:
-        e.patches(b0, nb, c, vs)
+        e.patches(b0, nb, c, vs, step)
 
         # M[xi] = V[xi] @ U[xi], 36 products of nb x c by c x oc.
         def over_xi(xi: str, _: list[str]) -> list[str]:
@@ -336,15 +354,15 @@ def _module(dtype: np.dtype, c: int, oc: int) -> str:
         def over_out(j: str, _: list[str]) -> list[str]:
             tile = fn.add(b0, j)
             n, ty, tx = e.where(tile)
-            oy, ox = fn.mul(ty, "2"), fn.mul(tx, "2")
+            oy, ox = fn.mul(ty, str(step)), fn.mul(tx, str(step))
             img = fn.mul(n, fn.mul(fn.mul("%oh", "%ow"), str(oc)))
 
             def over_q(q: str, bad: list[str]) -> list[str]:
                 src = fn.gep(t, "%m", fn.add(fn.mul(j, str(oc)), fn.mul(q, str(ln))))
                 mm = [[e.load(src, fn.mul(str(a * PATCH + b), ms)) for b in range(PATCH)]
                       for a in range(PATCH)]
-                y = _sandwich(fn, vt, t, A_T, mm)
-                flat = [y[0][0], y[0][1], y[1][0], y[1][1]]
+                y = _sandwich(fn, vt, t, sch.a_t, mm)
+                flat = [y[a][b] for a in range(step) for b in range(step)]
                 acc = bad[0]
                 for val in flat:
                     u = fn.op(f"fcmp uno {vt} {fn.op(f'fsub {vt} {val}, {val}')}, "
@@ -353,7 +371,7 @@ def _module(dtype: np.dtype, c: int, oc: int) -> str:
                 flat = ck._epilogue(fn, t, vt, ln, 1, flat,
                                     fn.gep(t, "%bias", fn.mul(q, str(ln))), "%epi")
                 for k, val in enumerate(flat):
-                    py, px = fn.add(oy, str(k // 2)), fn.add(ox, str(k % 2))
+                    py, px = fn.add(oy, str(k // step)), fn.add(ox, str(k % step))
                     inside = fn.op(f"and i1 {fn.op(f'icmp slt i64 {py}, %oh')}, "
                                    f"{fn.op(f'icmp slt i64 {px}, %ow')}")
                     yes, done = fn.name("S")[1:], fn.name("T")[1:]
@@ -382,23 +400,18 @@ def _module(dtype: np.dtype, c: int, oc: int) -> str:
     return ck._module(t, ln, funcs)
 
 
-# G of F(5, 2) (the filter gradient's: 5x5 outputs from a 6x6 patch and a 2x2 tile of
-# the gradient) with its rows' denominators moved into A^T, applied once to the summed
-# products (in float64): the kernel's transforms keep integer coefficients.
-G_WGRAD = np.array([[1, 0], [1, 1], [1, -1], [1, 2], [1, -2], [0, 1]], np.float64)
-A_T_WGRAD = (np.array([[float(p) ** i for p in (0, 1, -1, 2, -2)] + [float(i == 4)]
-                       for i in range(5)]) / np.array([4, -6, -6, 24, 24, 1], np.float64))
-
-
-def _wgrad_module(dtype: np.dtype, c: int, oc: int) -> str:
-    # The filter gradient's 25 taps from 2x2 tiles of dy: per channel pair, each tile
-    # adds A^T [(G dy G^T) * (B^T x B)] A (F(5x5, 2x2); B^T the forward's), so over tiles
-    # and channels M[xi] += V[xi]^T @ D[xi] (c x tiles by tiles x oc) and the taps are
-    # A^T M A, which the caller computes.
+def _wgrad_module(dtype: np.dtype, c: int, oc: int, taps: int) -> str:
+    # The filter gradient's taps x taps from m x m tiles of dy: per channel pair, each
+    # tile adds A^T [(G dy G^T) * (B^T x B)] A (F(taps, m); B^T the forward's; G's
+    # denominators moved into A^T, which the caller applies once to the sums, in float64,
+    # so the kernel's transforms keep integer coefficients), so over tiles and channels
+    # M[xi] += V[xi]^T @ D[xi] (c x tiles by tiles x oc) and the taps are A^T M A.
+    sch = SCHEMES[taps]
+    step = sch.m
     t, ln, vt, mr_max, chunks = ck._types(dtype, oc)
     funcs = _gemm_tiles(t, vt, ln, mr_max, sorted({nv for _, nv in chunks}))
     # wgw(x, dy, m, db, v, d, tlo, thi, tw, tpi, h, w, top, left, oh, ow, bt): tiles as
-    # win's (their patches of x), the tile's 2x2 pixels of dy ([n, oh, ow, oc];
+    # win's (their patches of x), the tile's m x m pixels of dy ([n, oh, ow, oc];
     # pixels past oh/ow count as zeros); adds V[xi]^T @ D[xi] onto m ([36, c, oc]) and,
     # unless null, dy's sum over the tiles' pixels onto db ([oc]); v, d: scratch
     # (scratch_sizes(dtype, c, oc, bt)).
@@ -412,15 +425,15 @@ def _wgrad_module(dtype: np.dtype, c: int, oc: int) -> str:
     nq = oc // ln
 
     def block(b0: str, nb: str) -> None:
-        e.patches(b0, nb, c, vs)
+        e.patches(b0, nb, c, vs, step)
 
-        # D[xi, j] = (G dy G^T)[xi] for the tiles' 2x2 gradients; their block sums.
+        # D[xi, j] = (G dy G^T)[xi] for the tiles' m x m gradients; their block sums.
         def over_tile(j: str, sums: list[str]) -> list[str]:
             n, ty, tx = e.where(fn.add(b0, j))
-            oy, ox = fn.mul(ty, "2"), fn.mul(tx, "2")
+            oy, ox = fn.mul(ty, str(step)), fn.mul(tx, str(step))
             pix = []
-            for k in range(4):
-                py, px = fn.add(oy, str(k // 2)), fn.add(ox, str(k % 2))
+            for k in range(step * step):
+                py, px = fn.add(oy, str(k // step)), fn.add(ox, str(k % step))
                 pix.append((fn.op(f"and i1 {fn.op(f'icmp slt i64 {py}, %oh')}, "
                                   f"{fn.op(f'icmp slt i64 {px}, %ow')}"),
                             fn.mul(fn.add(fn.mul(fn.add(fn.mul(n, "%oh"), py), "%ow"), px),
@@ -441,8 +454,8 @@ def _wgrad_module(dtype: np.dtype, c: int, oc: int) -> str:
                 for val in g:
                     total = fn.op(f"fadd {vt} {total}, {val}")
                 out.append(total)
-                gg = [[g[0], g[1]], [g[2], g[3]]]
-                dd = _sandwich(fn, vt, t, G_WGRAD, gg)
+                gg = [g[a * step:(a + 1) * step] for a in range(step)]
+                dd = _sandwich(fn, vt, t, sch.g_wgrad, gg)
                 dst = fn.gep(t, "%d", fn.add(fn.mul(j, str(oc)), str(q * ln)))
                 for a in range(PATCH):
                     for b in range(PATCH):
@@ -488,19 +501,21 @@ _ARGS = {"win": (ctypes.c_void_p,) * 7 + (ctypes.c_int64,) * 12,
          "wgw": (ctypes.c_void_p,) * 6 + (ctypes.c_int64,) * 11}
 
 
-def kernel(dtype: np.dtype, c: int, oc: int) -> Callable[..., None]:
-    """The compiled Winograd convolution for ``dtype`` and ``c`` -> ``oc`` channels.
+def kernel(dtype: np.dtype, c: int, oc: int, taps: int = 5) -> Callable[..., None]:
+    """The compiled Winograd convolution for ``dtype``, ``c`` -> ``oc`` channels and a
+    ``taps x taps`` filter (5: F(2x2, 5x5); 3: F(4x4, 3x3); ``m`` = the scheme's tile).
 
     Args:
       dtype: float32 or float64.
       c, oc: input and output channels, multiples of :func:`convkernels.lanes`.
+      taps: 5 or 3 (:data:`SCHEMES`).
 
     Returns:
       ``fn(x, u, out, bias, v, m, flags, t0, t1, tw, tpi, h, w, top, left, oh, ow, epi,
-      bt)`` on data addresses: output tiles ``t0..t1`` (2x2 pixels each, ``t = (n*th +
-      ty)*tw + tx``, ``tpi = th*tw`` per image) of the stride-1 5x5 convolution of ``x``
+      bt)`` on data addresses: output tiles ``t0..t1`` (m x m pixels each, ``t = (n*th +
+      ty)*tw + tx``, ``tpi = th*tw`` per image) of the stride-1 convolution of ``x``
       (``[N, h, w, c]``) placed at ``(top, left)`` in zeros (tile ``(ty, tx)`` reads rows
-      ``2ty - top ..`` and columns ``2tx - left ..``, 6 each) with the filter whose
+      ``m*ty - top ..`` and columns ``m*tx - left ..``, 6 each) with the filter whose
       transform (``[36, c, oc]``, see the module's doc) is ``u``, into ``out`` (``[N, oh,
       ow, oc]``), then ``epi`` as :func:`convkernels.conv_kernel`'s, ``bt`` tiles at a
       time; ``v`` and ``m``: scratch of :func:`scratch_sizes` elements; ``flags[t - t0]``
@@ -508,24 +523,24 @@ def kernel(dtype: np.dtype, c: int, oc: int) -> Callable[..., None]:
       epilogue), else 0.
     """
     dtype = np.dtype(dtype)
-    return ck.compile_module(("win", dtype.str, c, oc), lambda: _module(dtype, c, oc), "win",
-                             _ARGS["win"])
+    return ck.compile_module(("win", dtype.str, c, oc, taps),
+                             lambda: _module(dtype, c, oc, taps), "win", _ARGS["win"])
 
 
-def wgrad_kernel(dtype: np.dtype, c: int, oc: int) -> Callable[..., None]:
+def wgrad_kernel(dtype: np.dtype, c: int, oc: int, taps: int = 5) -> Callable[..., None]:
     """The compiled Winograd filter gradient for ``dtype``, ``c`` input and ``oc`` output
-    channels (multiples of :func:`convkernels.lanes`).
+    channels (multiples of :func:`convkernels.lanes`) and a ``taps x taps`` filter.
 
     Returns:
       ``fn(x, dy, m, db, v, d, t0, t1, tw, tpi, h, w, top, left, oh, ow, bt)``: for the
-      tiles ``t0..t1`` of :func:`kernel` (their patches of ``x`` and 2x2 pixels of ``dy``,
-      ``[N, oh, ow, oc]``, pixels past ``oh``/``ow`` zeros), adds onto ``m`` (``[36, c,
-      oc]``) the sums ``V[xi]^T @ D[xi]`` over the tiles, ``V = B^T x B`` and ``D = G dy
-      G^T`` (:data:`G_WGRAD`), and unless ``db`` is null the sum of ``dy`` over the
-      tiles' pixels onto it (``[oc]``). The gradient is ``A^T M A`` per channel pair
-      (:data:`A_T_WGRAD`). ``bt`` tiles at a time; ``v``, ``d``: scratch of
+      tiles ``t0..t1`` of :func:`kernel` (their patches of ``x`` and m x m pixels of
+      ``dy``, ``[N, oh, ow, oc]``, pixels past ``oh``/``ow`` zeros), adds onto ``m``
+      (``[36, c, oc]``) the sums ``V[xi]^T @ D[xi]`` over the tiles, ``V = B^T x B`` and
+      ``D = G dy G^T`` (the scheme's ``g_wgrad``), and unless ``db`` is null the sum of
+      ``dy`` over the tiles' pixels onto it (``[oc]``). The gradient is ``A^T M A`` per
+      channel pair (``a_t_wgrad``). ``bt`` tiles at a time; ``v``, ``d``: scratch of
       :func:`scratch_sizes` elements.
     """
     dtype = np.dtype(dtype)
-    return ck.compile_module(("wgw", dtype.str, c, oc), lambda: _wgrad_module(dtype, c, oc),
-                             "wgw", _ARGS["wgw"])
+    return ck.compile_module(("wgw", dtype.str, c, oc, taps),
+                             lambda: _wgrad_module(dtype, c, oc, taps), "wgw", _ARGS["wgw"])
