@@ -491,18 +491,16 @@ def test_winograd_conv_random(op, taps, n, h, w, c_vec, oc_vec, padding, seed, s
     rng = np.random.default_rng(seed)
     node = conv_node(op, dtype, (1, 1), padding)
     args = conv_args(op, rng, dtype, (n, h, w, c), (taps, taps, c, oc), (1, 1), padding)
-    if taps == 5:  # F(2x2, 5x5): within the bound of each output's own terms
-        with winograd_only():
-            check_sum(node, args, split)
-        return
-    # F(4x4, 3x3) rounds ~3x more: within TOL of its tile's largest scale.
+    # Within TOL of the largest scale in the output's tile: an output with few terms of
+    # its own (at the border, heavy padding) rounds like its tile's others.
     with winograd_only():
         actual, expected = evaluate(node, args, split)
     if actual is None:
         return
     absolute = [np.abs(a) if a.dtype.kind == "f" else a for a in args]
     (scale,) = eval_node(node, absolute, None)
-    assert_close(actual[0], expected[0], tile_scale(scale, 4) + np.finfo(np.float32).tiny)
+    m = winograd.SCHEMES[taps].m
+    assert_close(actual[0], expected[0], tile_scale(scale, m) + np.finfo(np.float32).tiny)
 
 
 @pytest.mark.parametrize("taps", TAPS)

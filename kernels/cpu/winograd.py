@@ -32,8 +32,11 @@ Rounding. The transforms mix a tile's whole patch, so an output's error is a
 fraction of its tile's size rather than of its own terms'. Measured against float64
 on random 6-15 pixel images (`SAME`), as a fraction of the outputs' own absolute
 sums of terms, at most: 5x5 Conv2D 1.6e-6, input gradient 1.8e-6, filter gradient
-6e-6; 3x3 5.5e-6, 2.9e-6 and 1.5e-6; the direct kernels 2-4e-7. With a few huge
-inputs, 1.7e-5 of the largest scale among the tile's outputs. An inf or NaN in a
+6e-6; 3x3 5.5e-6, 2.9e-6 and 1.5e-6; the direct kernels 2-4e-7. Outputs with few
+terms of their own round like their tile's others: a VALID convolution's input
+gradient reached 3.4e-5 of a border pixel's own scale, and a few huge inputs 1.7e-5
+of the largest scale among the tile's outputs (the tests bound every output by 1e-5
+of that). An inf or NaN in a
 patch spreads to all the outputs of its tile, where the direct sum puts it only in
 the windows holding it: such tiles are flagged and the caller computes them again
 directly; a filter gradient with any sum not finite is the direct kernel's.
