@@ -122,6 +122,12 @@ def takes(dtype: np.dtype, kh: int, kw: int, c: int, oc: int) -> bool:
     return c % ln == 0 and oc % ln == 0
 
 
+def _splat(vt: str, t: str, c: float) -> str:
+    """The constant vector of ``vt`` (``<ln x t>``) with every lane ``c`` (exact in ``t``)."""
+    ln = int(vt[1:vt.index(" ")])
+    return "<" + ", ".join([f"{t} {float(c)!r}"] * ln) + ">"
+
+
 def _combo(fn: ck._Fn, vt: str, t: str, terms: list[tuple[float, str]]) -> str:
     """``sum(coef * vec)`` over ``terms`` (coefficients small integers, zeros left out)."""
     terms = [(c, v) for c, v in terms if c != 0]
@@ -129,8 +135,7 @@ def _combo(fn: ck._Fn, vt: str, t: str, terms: list[tuple[float, str]]) -> str:
         return "zeroinitializer"
 
     def const(c: float) -> str:
-        ln = int(vt[1:vt.index(" ")])
-        return "<" + ", ".join([f"{t} {float(c)!r}"] * ln) + ">"
+        return _splat(vt, t, c)
 
     c0, v0 = terms[0]
     if c0 == 1:
@@ -158,11 +163,8 @@ def _apply(fn: ck._Fn, vt: str, t: str, m: np.ndarray, col: list[str]) -> list[s
     ln = int(vt[1:vt.index(" ")])
     fma = f"@llvm.fma.v{ln}{ck._suffix(t)}"
 
-    def k(c: float) -> str:
-        return "<" + ", ".join([f"{t} {float(c)!r}"] * ln) + ">"
-
     def mad(a: str, c: float, b: str) -> str:  # a * c + b
-        return fn.op(f"call {vt} {fma}({vt} {a}, {vt} {k(c)}, {vt} {b})")
+        return fn.op(f"call {vt} {fma}({vt} {a}, {vt} {_splat(vt, t, c)}, {vt} {b})")
 
     def op(name: str, a: str, b: str) -> str:
         return fn.op(f"{name} {vt} {a}, {b}")
