@@ -497,12 +497,27 @@ def _conv_rows(pad: _Padding, f: np.ndarray, out: np.ndarray, sh: int, sw: int,
 # --- Winograd convolutions ------------------------------------------------------------
 # Stride-1 5x5 and 3x3 float32 convolutions (Conv2D, the input gradient as a
 # convolution, and the filter gradient) run as Winograd's (:mod:`winograd`): 2.8x and 4x
-# fewer multiply-adds, rounding 5-50x a direct sum's (see there).
+# fewer multiply-adds, rounding 5-30x a direct sum's (see there).
 # GRAPHFLOW_CONV_WINOGRAD=0 keeps every convolution direct.
 WINOGRAD = os.environ.get("GRAPHFLOW_CONV_WINOGRAD", "1") != "0"
 # Multiply-adds (of the direct convolution) below which the direct kernel runs: the
 # filter's transform and the kernel's blocks cost more than they save on small ones.
 _WINOGRAD_MIN_WORK = 1 << 22
+
+
+def _winograd_takes(dtype: np.dtype, kh: int, kw: int, c: int, oc: int, work: int) -> bool:
+    """Whether a stride-1 convolution (or gradient) of ``work`` direct multiply-adds goes
+    the Winograd way (see :func:`winograd.takes`)."""
+    return WINOGRAD and work >= _WINOGRAD_MIN_WORK and winograd.takes(dtype, kh, kw, c, oc)
+
+
+def _split_tiles(fn: Callable[[int, int], Any], tiles: int, bt: int, work: int) -> list[Any]:
+    """:func:`_split` of ``fn(t0, t1)`` over ``tiles`` Winograd tiles: whole blocks of ``bt``
+    per thread where there are enough."""
+    blocks = -(-tiles // bt)
+    if blocks >= _THREADS:
+        return _split(lambda b0, b1: fn(b0 * bt, min(b1 * bt, tiles)), blocks, work)
+    return _split(fn, tiles, work)
 
 
 @_jit
@@ -547,15 +562,16 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
                    bias: np.ndarray | None = None, relu: bool = False) -> bool:
     """``out`` = the stride-1 convolution of ``x`` (placed at ``(top, left)`` in zeros) by
     ``f``, plus ``bias`` and through relu if asked, by :mod:`winograd` when it takes the
-    case (5x5, whole vectors of channels, a finite filter, enough work): returns whether
-    it did. Tiles with an output that is not finite are computed again directly, so inf
-    and NaN land where the direct sum puts them."""
+    case (5x5 or 3x3, float32, whole vectors of channels, a finite filter, enough work):
+    returns whether it did. Tiles with an output that is not finite are computed again
+    directly, so inf and NaN land where the direct sum puts them."""
     n, h, w, c = x.shape
     kh, kw, _, oc = f.shape
     _, oh, ow, _ = out.shape
     dtype = x.dtype
-    if (not WINOGRAD or not winograd.takes(dtype, kh, kw, c, oc) or f.dtype != dtype
-            or n * oh * ow * kh * kw * c * oc < _WINOGRAD_MIN_WORK or not np.isfinite(f).all()):
+    work = n * oh * ow * kh * kw * c * oc
+    if (f.dtype != dtype or not _winograd_takes(dtype, kh, kw, c, oc, work)
+            or not np.isfinite(f).all()):
         return False
     sch = winograd.SCHEMES[kh]
     th, tw = -(-oh // sch.m), -(-ow // sch.m)
@@ -577,33 +593,24 @@ def _conv_winograd(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.nd
         fn(xa, ua, oa, ba, v.ctypes.data, m.ctypes.data, flags.ctypes.data, t0, t1, *geo)
         redo = np.flatnonzero(flags)
         if redo.size:
-            _direct_tiles(x, top, left, f, out, bias, relu, redo + t0, th, tw, sch.m)
+            _direct_tiles(x, top, left, f, out, ba, epi, redo + t0, tw, sch.m)
 
-    # Whole blocks per thread where there are several.
-    blocks = -(-n * tpi // bt)
-    if blocks >= _THREADS:
-        _split(lambda b0, b1: tiles(b0 * bt, min(b1 * bt, n * tpi)), blocks,
-               n * oh * ow * kh * kw * c * oc // 3)
-    else:
-        _split(tiles, n * tpi, n * oh * ow * kh * kw * c * oc // 3)
+    _split_tiles(tiles, n * tpi, bt, work // 3)
     return True
 
 
 def _direct_tiles(x: np.ndarray, top: int, left: int, f: np.ndarray, out: np.ndarray,
-                  bias: np.ndarray | None, relu: bool, tiles: np.ndarray, th: int, tw: int,
-                  m: int) -> None:
-    """The m x m output ``tiles`` of :func:`_conv_winograd` again, by the direct kernel
-    (on their images, padded)."""
+                  ba: int | None, epi: int, tiles: np.ndarray, tw: int, m: int) -> None:
+    """The m x m output ``tiles`` of :func:`_conv_winograd` again (``ba``: the bias's
+    address, ``epi``: its epilogue bits), by the direct kernel on their images, padded."""
     kh, kw, c, oc = f.shape
     _, oh, ow, _ = out.shape
     direct = convkernels.conv_kernel(x.dtype, oc)
     fa = _aligned(f).ctypes.data
-    ba = None if bias is None else bias.ctypes.data
-    epi = (0 if bias is None else convkernels.BIAS) | (convkernels.RELU if relu else 0)
     pad = _Padding(x, top, left, max(oh + kh - 1, top + x.shape[1]),
                    max(ow + kw - 1, left + x.shape[2]))
     hp, wp = pad.hp, pad.wp
-    tpi = th * tw
+    tpi = -(-oh // m) * tw
     for img in np.unique(tiles // tpi).tolist():
         xp = pad.images(img, img + 1, "winograd_redo").ctypes.data
         image_out = out.ctypes.data + img * oh * ow * oc * out.itemsize
@@ -791,8 +798,8 @@ def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: 
     _, oh, ow, oc = dy.shape
     kh, kw = fshape[:2]
     dtype = x.dtype
-    if (not WINOGRAD or not winograd.takes(dtype, kh, kw, c, oc) or dy.dtype != dtype
-            or n * oh * ow * kh * kw * c * oc < _WINOGRAD_MIN_WORK):
+    work = n * oh * ow * kh * kw * c * oc
+    if dy.dtype != dtype or not _winograd_takes(dtype, kh, kw, c, oc, work):
         return None
     sch = winograd.SCHEMES[kh]
     th, tw = -(-oh // sch.m), -(-ow // sch.m)
@@ -813,12 +820,7 @@ def _wgrad_winograd(x: np.ndarray, dy: np.ndarray, top: int, left: int, fshape: 
            v.ctypes.data, d.ctypes.data, t0, t1, *geo)
         return m, db
 
-    blocks = -(-n * tpi // bt)
-    work = n * oh * ow * kh * kw * c * oc // 3
-    if blocks >= _THREADS:
-        parts = _split(lambda b0, b1: tiles(b0 * bt, min(b1 * bt, n * tpi)), blocks, work)
-    else:
-        parts = _split(tiles, n * tpi, work)
+    parts = _split_tiles(tiles, n * tpi, bt, work // 3)
     m, db = parts[0]
     for p, q in parts[1:]:
         m += p
