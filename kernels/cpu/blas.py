@@ -10,13 +10,18 @@ large ones keep the BLAS's own threading, which beat splitting them over
 graphflow's threads (0.88 ms against 1.16 ms for 256x784x512, measured before
 graphflow's pool spun between pieces, when each hand-off woke a sleeping core).
 
-The BLAS is found and its thread count set through ``threadpoolctl``, which
-knows the symbol names of OpenBLAS, MKL and BLIS builds.
+The BLAS is found through ``threadpoolctl``, which knows the symbol names of
+OpenBLAS, MKL and BLIS builds. An OpenBLAS with its own threads has its count read
+and set through its C functions directly: threadpoolctl's Python layers around them
+cost ~35 us per small product right after a large kernel (cold caches), about as
+much as the product itself, and its ``set_num_threads`` ignores callers on any thread
+but the first one that set a limit.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,26 +35,39 @@ _lock = threading.Lock()
 # threadpoolctl's controllers of every BLAS loaded (None until looked up). More than
 # NumPy's may be loaded (SciPy's OpenBLAS comes with Numba's BLAS support), in either
 # order, and which one NumPy calls is not recorded anywhere: all are set together.
-_controllers: list[Any] | None = None
+# Each as the (get, set) functions of its thread count.
+_controllers: list[tuple[Callable[[], int], Callable[[int], Any]]] | None = None
 _serial_calls = 0  # calls inside a serial section now (several threads may be in one)
 _saved: list[int] = []
 
 
-def _blas() -> list[Any]:
+def _blas() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
     global _controllers
     if _controllers is None:
         with _lock:
             if _controllers is None:
                 from threadpoolctl import ThreadpoolController
 
-                _controllers = [c for c in ThreadpoolController().lib_controllers
-                                if c.user_api == "blas"]
+                _controllers = [_count_functions(c) for c in
+                                ThreadpoolController().lib_controllers if c.user_api == "blas"]
     return _controllers
+
+
+def _count_functions(c: Any) -> tuple[Callable[[], int], Callable[[int], Any]]:
+    """``(get, set)`` of a controller's thread count: OpenBLAS's own C functions when
+    it runs its own threads (not OpenMP's) and they are found, else threadpoolctl's."""
+    if c.internal_api == "openblas" and getattr(c, "threading_layer", None) == "pthreads":
+        symbol = getattr(c, "_get_symbol", None)
+        if symbol is not None:
+            get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+            if get is not None and set_ is not None:
+                return get, set_
+    return c.get_num_threads, c.set_num_threads
 
 
 def threads() -> int:
     """The most threads a loaded BLAS runs a large product on (1 when none is found)."""
-    return max([c.get_num_threads() for c in _blas()], default=1)
+    return max([get() for get, _ in _blas()], default=1)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -67,10 +85,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     global _serial_calls, _saved
     with _lock:
         if _serial_calls == 0:
-            _saved = [c.get_num_threads() for c in _controllers]
-            for c, n in zip(_controllers, _saved):
+            _saved = [get() for get, _ in _controllers]
+            for (_, set_), n in zip(_controllers, _saved):
                 if n > 1:
-                    c.set_num_threads(1)
+                    set_(1)
         _serial_calls += 1
     try:
         np.matmul(a, b, out=out)
@@ -78,6 +96,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         with _lock:
             _serial_calls -= 1
             if _serial_calls == 0:
-                for c, n in zip(_controllers, _saved):
+                for (_, set_), n in zip(_controllers, _saved):
                     if n > 1:
-                        c.set_num_threads(n)
+                        set_(n)

@@ -35,8 +35,10 @@ ALIGN = 64
 MAX_IDLE_BYTES = int(os.environ.get("GRAPHFLOW_POOL_MB", "2048")) << 20
 
 _lock = threading.Lock()
-_pool: dict[int, list[np.ndarray]] = {}  # byte size -> buffers, most recently used last
+# byte size -> (buffer, aligned start)s, most recently used last
+_pool: dict[int, list[tuple[np.ndarray, int]]] = {}
 _getrefcount = sys.getrefcount
+_held = [0]  # bytes of all pooled buffers, idle or not
 
 
 def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -57,20 +59,29 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         bufs = _pool.get(nbytes)
         if bufs is None:
             bufs = _pool[nbytes] = []
+        entry = None
         for k in range(len(bufs)):
             if _idle(bufs, k):
-                b = bufs.pop(k)
+                entry = bufs.pop(k)
+                bufs.append(entry)
                 break
-        else:
+        if entry is None:
             # The pool keeps the owner: a view of it (the array handed out) holds a
-            # reference to it, which is what marks the buffer as in use.
+            # reference to it, which is what marks the buffer as in use. Its aligned
+            # start is found once (``.ctypes`` costs ~15 us on a cold cache, as after
+            # a large kernel, the usual time of a call here).
             b = np.empty(nbytes + ALIGN, np.uint8)
+            entry = (b, -b.__array_interface__["data"][0] % ALIGN)
             if len(bufs) >= PER_SIZE:
                 del bufs[0]  # the oldest: still held outside, the pool forgets it
-        bufs.append(b)
-        start = -b.ctypes.data % ALIGN
+                _held[0] -= nbytes
+            bufs.append(entry)
+            _held[0] += nbytes
+        # Counting idle bytes walks the pool: only when all it holds may pass the limit.
+        if _held[0] > MAX_IDLE_BYTES:
+            _trim(MAX_IDLE_BYTES)
+        b, start = entry
         out = b[start:start + nbytes].view(dtype).reshape(shape)
-        _trim(MAX_IDLE_BYTES)
     return out
 
 
@@ -89,10 +100,10 @@ def zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return a
 
 
-def _idle(bufs: list[np.ndarray], k: int) -> bool:
-    # References: the list's and getrefcount's argument. Any more is an array built on
+def _idle(bufs: list[tuple[np.ndarray, int]], k: int) -> bool:
+    # References: the entry's and getrefcount's argument. Any more is an array built on
     # the buffer (views keep it as their base) or a caller holding it.
-    return _getrefcount(bufs[k]) == 2
+    return _getrefcount(bufs[k][0]) == 2
 
 
 def _trim(limit: int) -> None:
@@ -105,6 +116,7 @@ def _trim(limit: int) -> None:
         while total > limit and k < len(bufs):
             if _idle(bufs, k):
                 total -= n
+                _held[0] -= n
                 del bufs[k]
             else:
                 k += 1
