@@ -319,3 +319,114 @@ def test_session_cpu_backend_matches_reference():
             if be == "cpu" and hasattr(exe, "reduced"):
                 assert exe.reduced and exe.reduced[0].dispatchers
     assert_match(*out)
+
+
+# --- a reduction in a library op's epilogue --------------------------------------------------
+def anchored(fetches, feeds, min_size=0):
+    """(CpuExecutable with its kernels built, reference executable, its MatMul steps'
+    AnchorKernels) of ``fetches``."""
+    from graphflow.kernels.cpu import CpuExecutable
+
+    plan = compiler.explain(fetches, list(feeds)).plan
+    exe = CpuExecutable(plan, min_size=min_size, warmup=0)
+    return exe, PlanExecutable(plan), [k for k in exe.anchored if k.anchor.type == "MatMul"]
+
+
+def _masked_product(dtype=gf.float32):
+    a = gf.placeholder(dtype, [None, 6])
+    w = gf.placeholder(dtype, [6, 9])
+    mask = gf.placeholder(gf.bool, [None, 9])
+    m = gf.matmul(a, w)
+    return a, w, mask, gf.where_v2(mask, m, gf.zeros_like(m))  # relu's gradient form
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_reduction_joins_a_matmuls_epilogue(dtype):
+    # A bias gradient: the product, the select and the column sum are one step; one pass
+    # stores the selected values (read by others) and sums them.
+    a, w, mask, dz = _masked_product(gf.as_dtype(dtype))
+    db = gf.reduce_sum(dz, axis=0)
+    exe, ref, (ak,) = anchored([dz, db], [a, w, mask])
+    assert [n.type for n in ak.step.nodes] == ["MatMul", "SelectV2", "Sum"]
+    assert isinstance(ak.epilogue, reduce.ReductionKernel) and not exe.reduced
+    rng = np.random.default_rng(30)
+    for rows in (1, 7, 40):
+        av = data((rows, 6), dtype, seed=rows)
+        av[0, :2] = [np.nan, np.inf]  # a NaN row and an inf column reach the sums
+        feeds = {a: av, w: data((6, 9), dtype, seed=31), mask: rng.random((rows, 9)) < 0.6}
+        assert_match(*run_both(exe, ref, feeds))
+    assert "cols" in modes(ak.epilogue)  # (one row: the reduced dim is 1, "rows")
+
+
+def test_reduction_epilogue_variants():
+    a, w, mask, dz = _masked_product()
+    fetches = [gf.reduce_mean(dz, axis=0, keepdims=True) * 2.0,  # an epilogue after it
+               gf.reduce_max(dz, axis=1)]  # rows; the second reduction is a group of its own
+    exe, ref, (ak,) = anchored(fetches, [a, w, mask])
+    types = [n.type for n in ak.step.nodes]
+    assert types[:3] == ["MatMul", "SelectV2", "Mean"] and types[3] == "Mul"
+    assert isinstance(ak.epilogue, reduce.ReductionKernel) and len(exe.reduced) == 1
+    feeds = {a: data((33, 6), seed=32), w: data((6, 9), seed=33),
+             mask: np.random.default_rng(34).random((33, 9)) < 0.5}
+    assert_match(*run_both(exe, ref, feeds))
+
+
+def test_reduction_epilogue_under_min_size_runs_the_reference():
+    a, w, mask, dz = _masked_product()
+    db = gf.reduce_sum(dz, axis=0)
+    exe, ref, (ak,) = anchored([db, dz], [a, w, mask], min_size=1 << 20)
+    feeds = {a: data((5, 6), seed=35), w: data((6, 9), seed=36),
+             mask: np.ones((5, 9), bool)}
+    assert_match(*run_both(exe, ref, feeds))
+    assert not ak.epilogue.dispatchers  # nothing compiled: the reference ran
+
+
+def test_a_later_op_reads_only_the_reduction_in_the_group():
+    # After the sum, an op reading the loop's values (the select's, the product's) stays
+    # out of the group: the epilogue after a reduction reads only the reduced values. An
+    # op before it (the Mul) is the reduction's prologue, stored for the Add.
+    a, w, mask, dz = _masked_product()
+    db = gf.reduce_sum(dz, axis=0)
+    late = dz * 3.0 + db
+    plan = compiler.explain([late], [a, w, mask]).plan
+    step = next(s for s in plan.steps if s.nodes[0].type == "MatMul")
+    assert [n.type for n in step.nodes] == ["MatMul", "SelectV2", "Mul", "Sum"]
+    exe, ref, (ak,) = anchored([late], [a, w, mask])
+    assert isinstance(ak.epilogue, reduce.ReductionKernel)
+    feeds = {a: data((12, 6), seed=37), w: data((6, 9), seed=38),
+             mask: np.random.default_rng(39).random((12, 9)) < 0.5}
+    assert_match(*run_both(exe, ref, feeds))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_relu_training_with_bias_gradients_in_matmul_epilogues(dtype):
+    # A two-layer relu net trained by SGD: each hidden layer's bias gradient is summed in
+    # the epilogue of the product that makes its activation gradient.
+    rng = np.random.default_rng(40)
+    x = gf.placeholder(dtype, [None, 12])
+    w1 = gf.Variable((rng.standard_normal((12, 16)) * 0.4).astype(dtype))
+    b1 = gf.Variable(np.full(16, 0.1, dtype))
+    w2 = gf.Variable((rng.standard_normal((16, 16)) * 0.4).astype(dtype))
+    b2 = gf.Variable(np.full(16, 0.1, dtype))
+    w3 = gf.Variable((rng.standard_normal((16, 3)) * 0.4).astype(dtype))
+    h = gf.nn.relu(gf.matmul(x, w1) + b1)
+    h = gf.nn.relu(gf.matmul(h, w2) + b2)
+    loss = gf.reduce_mean(gf.square(gf.matmul(h, w3)))
+    train = gf.train.GradientDescentOptimizer(0.05).minimize(loss)
+    xs = rng.standard_normal((24, 12)).astype(dtype)
+    results = {}
+    for be in ("cpu", "reference"):
+        with gf.Session(backend=be) as s:
+            s.run(gf.global_variables_initializer())
+            results[be] = [s.run([train, loss], {x: xs})[1] for _ in range(3)]
+            results[be] += s.run([w1, b1, w2, b2, w3])
+            if be == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                summed = sorted(tuple(n.type for n in ak.step.nodes) for ak in exe.anchored
+                                if isinstance(ak.epilogue, reduce.ReductionKernel))
+                # Both bias gradients, and the loss's mean of the last product squared.
+                assert summed == [("MatMul", "SelectV2", "Sum")] * 2 + [
+                    ("MatMul", "Square", "Mean")], summed
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for got, want in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

@@ -16,7 +16,10 @@ Which nodes may share a group, by op kind (``framework.op_def``):
   elementwise ops that consume its result as an epilogue (one reduction per
   group);
 * an OPAQUE library op (matmul, conv, softmax, ...) starts its own group and
-  may take an elementwise epilogue (bias, activation), never a prologue;
+  may take an elementwise epilogue (bias, activation), never a prologue; a
+  reduction over the epilogue's loop may join too (the bias gradient of an
+  activation gradient computed by a matmul: one pass stores the activation
+  gradient and sums it), then elementwise ops of the reduced value;
 * an epilogue keeps the shape of the reduction's or library op's result, so a
   kernel is the anchor plus one loop over its output;
 * stateful ops, sources, ops with several outputs or none stand alone.
@@ -224,7 +227,16 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
             if g.pattern not in (ELEMENTWISE_GROUP, INJECTIVE_GROUP):
                 return False
         elif cls == "R":
-            if g.pattern not in (ELEMENTWISE_GROUP, INJECTIVE_GROUP):
+            if g.pattern == OPAQUE_GROUP:
+                # Over the anchor's loop (everything read from g after the anchor, of its
+                # shape), once per group; later epilogue nodes read only the reduction.
+                if any(node_class(m) == "R" for m in g.nodes) or len(n.inputs) != 1:
+                    return False
+                p, i = n.inputs[0]
+                if (group_of.get(p.id) is not g or p.id not in g.post
+                        or g.anchor_shape is None or p.shapes[i].values != g.anchor_shape):
+                    return False
+            elif g.pattern not in (ELEMENTWISE_GROUP, INJECTIVE_GROUP):
                 return False
         else:
             return False
@@ -285,7 +297,10 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
             g.nodes.append(n)
             g.max_pos = pos[n.id]
             group_of[n.id] = g
-            if cls == "R":
+            if cls == "R" and g.pattern == OPAQUE_GROUP:
+                g.post = {n.id}
+                g.anchor_shape = n.shapes[0].values
+            elif cls == "R":
                 g.pattern = REDUCTION_GROUP
                 g.post.add(n.id)
                 g.anchor_shape = n.shapes[0].values

@@ -26,6 +26,7 @@ from graphflow.compiler.fusion import OPAQUE_GROUP, REDUCTION_GROUP
 from graphflow.compiler.ir import Node, Value
 from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
+from graphflow.framework.op_def import REDUCTION
 from graphflow.kernels.cpu import buffers, codegen
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime import fperr
@@ -372,11 +373,13 @@ class AnchorKernel:
     """A step led by one op without a scalar expression (a library op such as a
     convolution, pool or softmax; or any other op, evaluated by the reference), then
     its elementwise epilogue (bias, activation) as one generated loop over the
-    anchor's result.
+    anchor's result, which may fold into a reduction (a bias gradient) in the same
+    loop.
 
     Attributes:
       library: the anchor's library kernel, or None (reference evaluation).
-      epilogue: the :class:`FusedKernel` of the epilogue, or None.
+      epilogue: the :class:`FusedKernel` of the epilogue, or the
+        :class:`ReductionKernel` of an epilogue ending in a reduction, or None.
     """
 
     def __init__(self, step: KernelStep, lib: Any, epilogue: list[Node],
@@ -391,16 +394,28 @@ class AnchorKernel:
         # Anchor outputs stored straight into the plan's buffers.
         self.anchor_stores = [(i, out_at[(anchor.id, i)]) for i in range(anchor.num_outputs)
                               if (anchor.id, i) in out_at]
-        self.epilogue = None
+        self.epilogue: FusedKernel | ReductionKernel | None = None
+        # Whether the epilogue's outputs are always new arrays (a reduction's prologue
+        # value may be an input itself on its reference path).
+        self.fresh_epilogue = True
         if epilogue:
             members = {n.id for n in epilogue}
             ins = _external_inputs(epilogue)
             outs = [v for v in step.outputs if v[0].id in members]
             sub = _SubStep(epilogue, ins, outs)
-            body = lower_step(sub)  # type: ignore[arg-type]
             ref = _CompiledKernel(sub)  # type: ignore[arg-type]
-            if body is not None:
-                self.epilogue = FusedKernel(sub, body, ref, fast_math, min_size)
+            if any(n.op_def.kind == REDUCTION for n in epilogue):
+                # The anchor's result through an elementwise prologue into a reduction
+                # (see fusion): one pass stores the prologue values and folds them.
+                from graphflow.kernels.cpu import reduce
+
+                self.epilogue = reduce.lower_reduction(
+                    sub, ref, fast_math, min_size)  # type: ignore[arg-type]
+                self.fresh_epilogue = self.epilogue is not None and self.epilogue.fresh
+            else:
+                body = lower_step(sub)  # type: ignore[arg-type]
+                if body is not None:
+                    self.epilogue = FusedKernel(sub, body, ref, fast_math, min_size)
             self._run_epilogue = (self.epilogue or ref).run
             # Where each epilogue input comes from: the anchor (output index) or a buffer.
             self.sources = [(True, v[1]) if v[0].id == anchor.id else (False, where[(v[0].id,
@@ -686,7 +701,7 @@ class CpuExecutable(PlanExecutable):
                     ak = AnchorKernel(step, lib, step.nodes[1:], fast_math, min_size)
                     self._kernels[k] = ak
                     self.anchored.append(ak)
-                    if lib is not None:
+                    if lib is not None and ak.fresh_epilogue:
                         fresh.add(k)
             if step.pattern == REDUCTION_GROUP and self._kernels[k] is ref:
                 rk = reduce.lower_reduction(step, ref, fast_math, min_size)
