@@ -318,6 +318,43 @@ def test_reshape_chains():
     assert_unchanged(lambda: ([gf.exp(gf.reshape(ph((None, 6)), [-1, 6]))], []))
 
 
+def test_reshape_dropping_kept_dims_becomes_the_reduction_without_keep_dims():
+    # A bias gradient's reshape(sum(g, [0], keep_dims=True), shape(b)).
+    assert_rewrites_to(
+        lambda: ([gf.reshape(gf.reduce_sum(ph((None, 5)), axis=0, keepdims=True), [5])], []),
+        lambda: ([gf.reduce_sum(ph((None, 5)), axis=0)], []))
+    assert_rewrites_to(
+        lambda: ([gf.reshape(gf.reduce_max(ph((4, 1, 6)), axis=[-1, 0], keepdims=True),
+                             [1])], []),
+        lambda: ([gf.reduce_max(ph((4, 1, 6)), axis=[-1, 0])], []))
+    assert_rewrites_to(
+        lambda: ([gf.reshape(gf.reduce_mean(ph((2, 3)), keepdims=True), [])], []),
+        lambda: ([gf.reduce_mean(ph((2, 3)))], []))
+
+    def read_twice():
+        r = gf.reduce_sum(ph((None, 5)), axis=0, keepdims=True)
+        return [gf.reshape(r, [5]), r * 2.0], []
+
+    assert_unchanged(read_twice)  # the kept-dims value is needed too: no second sum
+    # Other target shapes: a different layout, or an unknown kept dim.
+    assert_unchanged(lambda: ([gf.reshape(gf.reduce_sum(ph((4, 5)), axis=0, keepdims=True),
+                                          [5, 1])], []))
+    assert_unchanged(lambda: ([gf.reshape(gf.reduce_sum(ph((4, None)), axis=0,
+                                                         keepdims=True), [-1])], []))
+
+
+def test_reshape_of_kept_dims_values():
+    x = ph((None, 5))
+    ys = [gf.reshape(gf.reduce_sum(x, axis=0, keepdims=True), [5]),
+          gf.reshape(gf.reduce_max(x, axis=[1, 0], keepdims=True), [])]
+    data = np.random.default_rng(3).standard_normal((7, 5)).astype(np.float32)
+    data[2, 1] = np.nan
+    with gf.Session() as s:
+        got = s.run(ys, {x: data})
+    np.testing.assert_allclose(got[0], data.sum(axis=0), rtol=1e-5)
+    assert got[0].shape == (5,) and got[1].shape == () and np.isnan(got[1])
+
+
 def test_cast_chains_only_when_the_first_cast_is_lossless():
     assert_rewrites_to(
         lambda: ([gf.cast(gf.cast(ph(dtype=gf.int32), gf.float64), gf.float32)], []),

@@ -50,6 +50,7 @@ class Rewriter:
         self._protected = program.control_users() | {t.id for t in program.targets}
         self._depth = 0
         self._last_rule = "rewrite"
+        self._uses: dict[int, int] | None = None
 
     # --- used by rules ----------------------------------------------------------------
     def resolve(self, v: Value) -> Value:
@@ -59,6 +60,19 @@ class Rewriter:
             v = r
             r = self._repl.get((v[0].id, v[1]))
         return v
+
+    def use_count(self, node: Node) -> int:
+        """How many data inputs and program outputs read ``node`` in the program as it
+        was before the sweep (a rule replacing a node's only consumer removes it)."""
+        if self._uses is None:
+            uses: dict[int, int] = {}
+            for n in self.program.nodes:
+                for p, _ in n.inputs:
+                    uses[p.id] = uses.get(p.id, 0) + 1
+            for p, _ in self.program.outputs:
+                uses[p.id] = uses.get(p.id, 0) + 1
+            self._uses = uses
+        return self._uses.get(node.id, 0)
 
     def fired(self, rule: str) -> None:
         """Names the rule whose result the visit is about to return (counted if accepted)."""

@@ -10,7 +10,10 @@ sign of zero included; rules that are only "mathematically" true stay out:
   subtraction as adding the negation.
 * ``-(-x)`` -> ``x``; ``transpose(transpose(x, p), q)`` -> one transpose (none
   if the permutations cancel); ``reshape(reshape(x, a), b)`` -> ``reshape(x, b)``;
-  a reshape or transpose that changes nothing -> ``x``.
+  a reshape or transpose that changes nothing -> ``x``; a reshape dropping exactly
+  the dims a ``keep_dims`` reduction kept (a bias gradient: ``reshape(sum(g, [0],
+  keep_dims=True), shape(b))``) -> the reduction without ``keep_dims``, when
+  nothing else reads it.
 * ``cast(cast(x, A), B)`` -> ``cast(x, B)`` when every value of x's dtype is
   exactly representable in A (the second cast then sees the same number);
   ``cast(x, dtype of x)`` -> ``x``.
@@ -166,7 +169,23 @@ def reshape_chain(rw: Rewriter, n: Node) -> list[Value] | None:
     p = x[0]
     if p.type == "Reshape" and not p.control_inputs:
         return [rw.make1("Reshape", [p.inputs[0], s], dict(n.attrs), like=n)]
+    if (p.type in _KEEP_DIMS_REDUCTIONS and p.attrs.get("keep_dims") and not p.control_inputs
+            and out.is_fully_defined() and rw.use_count(p) == 1):
+        src = p.inputs[0]
+        dims = src[0].shapes[src[1]]
+        axes = p.attrs.get("axis")
+        if dims.ndims is None or (axes is not None and not all(
+                isinstance(a, (int, np.integer)) and -dims.ndims <= a < dims.ndims for a in axes)):
+            return None
+        gone = set(range(dims.ndims)) if axes is None else {int(a) % dims.ndims for a in axes}
+        kept = tuple(d for k, d in enumerate(dims.values) if k not in gone)
+        if kept == out.values:
+            return [rw.make1(p.type, [src], {**p.attrs, "keep_dims": False}, like=n)]
     return None
+
+
+# Reductions whose result without keep_dims is the keep_dims one with those dims dropped.
+_KEEP_DIMS_REDUCTIONS = frozenset({"Sum", "Mean", "Prod", "Max", "Min", "Any", "All"})
 
 
 # dtype -> dtypes that hold each of its values exactly.
