@@ -658,6 +658,7 @@ def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
         return real(a, b, out=out)
 
     monkeypatch.setattr(blas.np, "matmul", spy)
+    monkeypatch.setattr(blas, "_last_large", [-1.0])  # no large product just before
     with threadpoolctl.threadpool_limits(2, user_api="blas"):  # whatever the environment says
         assert blas.threads() == 2
         a, b = np.ones((8, 8), np.float32), np.ones((8, 8), np.float32)
@@ -668,6 +669,28 @@ def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
         big = np.ones((256, 256), np.float32)  # 16M multiply-adds: the BLAS's own threads
         blas.matmul(big, big, np.empty((256, 256), np.float32))
         assert seen[-1] == 2
+
+
+def test_small_products_keep_the_blas_threads_while_its_workers_spin(monkeypatch):
+    seen = []
+    real = np.matmul
+
+    def spy(a, b, out=None):
+        seen.append(blas.threads())
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(blas.np, "matmul", spy)
+    a, out = np.ones((8, 8), np.float32), np.empty((8, 8), np.float32)
+    big = np.ones((256, 256), np.float32)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        monkeypatch.setattr(blas, "SPINNING_S", 60.0)
+        blas.matmul(big, big, np.empty((256, 256), np.float32))  # its workers now spin
+        blas.matmul(a, a, out)
+        assert seen == [2, 2]
+        monkeypatch.setattr(blas, "SPINNING_S", 0.0)  # long ago: they sleep, stay serial
+        blas.matmul(a, a, out)
+        assert seen == [2, 2, 1] and blas.threads() == 2
+    np.testing.assert_array_equal(out, 8)
 
 
 def test_products_run_plain_numpy_when_no_blas_is_found(monkeypatch):

@@ -5,8 +5,11 @@ every call it splits. On a 2-core machine they then take a core from
 graphflow's own threads for the rest of the step: a cnn training step whose
 only BLAS calls were three small products (64x3136x10) ran 46 ms instead of
 31 ms. Products too small to gain from threads (:data:`SMALL`) therefore run
-with the BLAS set to one thread for the call, so its workers stay asleep;
-large ones keep the BLAS's own threading, which beat splitting them over
+with the BLAS set to one thread for the call, so its workers stay asleep,
+unless a large product ran less than :data:`SPINNING_S` ago: its workers are
+still spinning, so threads cost nothing to start (the mlp's 256x512x10
+products: 68-83 us on the BLAS's two threads right after a large product,
+against 108-114 us on one). Large ones keep the BLAS's own threading, which beat splitting them over
 graphflow's threads (0.88 ms against 1.16 ms for 256x784x512, measured before
 graphflow's pool spun between pieces, when each hand-off woke a sleeping core).
 
@@ -21,6 +24,7 @@ but the first one that set a limit.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +34,9 @@ __all__ = ["SMALL", "matmul", "threads"]
 
 # Multiply-adds below which a product runs on one BLAS thread (~0.2 ms on one core).
 SMALL = 1 << 23
+# Seconds after a large (threaded) product during which small ones keep the BLAS's
+# threads: well inside OpenBLAS's spin before its workers sleep (2^28 cycles, ~0.1 s).
+SPINNING_S = 0.01
 
 _lock = threading.Lock()
 # threadpoolctl's controllers of every BLAS loaded (None until looked up). More than
@@ -39,6 +46,7 @@ _lock = threading.Lock()
 _controllers: list[tuple[Callable[[], int], Callable[[int], Any]]] | None = None
 _serial_calls = 0  # calls inside a serial section now (several threads may be in one)
 _saved: list[int] = []
+_last_large = [-1.0]  # time.perf_counter() when the last large product finished
 
 
 def _blas() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
@@ -79,7 +87,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
       b: ``[k, n]``.
       out: ``[m, n]``, C-contiguous, of their dtype.
     """
-    if a.shape[0] * a.shape[1] * b.shape[1] >= SMALL or not _blas():
+    if a.shape[0] * a.shape[1] * b.shape[1] >= SMALL:
+        np.matmul(a, b, out=out)
+        _last_large[0] = time.perf_counter()
+        return
+    if not _blas() or time.perf_counter() - _last_large[0] < SPINNING_S:
         np.matmul(a, b, out=out)
         return
     global _serial_calls, _saved
