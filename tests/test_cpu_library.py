@@ -649,7 +649,9 @@ def test_matmul_mismatch_and_nonfinite():
     check_sum(node, [a, rand(rng, (5, 7), np.float32)])
 
 
-def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
+@pytest.fixture
+def blas_threads_seen(monkeypatch):
+    """The BLAS's thread count at each np.matmul blas.matmul makes, in order."""
     seen = []
     real = np.matmul
 
@@ -658,6 +660,11 @@ def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
         return real(a, b, out=out)
 
     monkeypatch.setattr(blas.np, "matmul", spy)
+    return seen
+
+
+def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch, blas_threads_seen):
+    seen = blas_threads_seen
     monkeypatch.setattr(blas, "_last_large", [-1.0])  # no large product just before
     with threadpoolctl.threadpool_limits(2, user_api="blas"):  # whatever the environment says
         assert blas.threads() == 2
@@ -671,15 +678,9 @@ def test_small_products_run_on_one_blas_thread_and_restore_it(monkeypatch):
         assert seen[-1] == 2
 
 
-def test_small_products_keep_the_blas_threads_while_its_workers_spin(monkeypatch):
-    seen = []
-    real = np.matmul
-
-    def spy(a, b, out=None):
-        seen.append(blas.threads())
-        return real(a, b, out=out)
-
-    monkeypatch.setattr(blas.np, "matmul", spy)
+def test_small_products_keep_the_blas_threads_while_its_workers_spin(monkeypatch,
+                                                                     blas_threads_seen):
+    seen = blas_threads_seen
     a, out = np.ones((8, 8), np.float32), np.empty((8, 8), np.float32)
     big = np.ones((256, 256), np.float32)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
