@@ -9,9 +9,10 @@ with the BLAS set to one thread for the call, so its workers stay asleep,
 unless a large product ran less than :data:`SPINNING_S` ago: its workers are
 still spinning, so threads cost nothing to start (the mlp's 256x512x10
 products: 68-83 us on the BLAS's two threads right after a large product,
-against 108-114 us on one). Large ones keep the BLAS's own threading, which beat splitting them over
-graphflow's threads (0.88 ms against 1.16 ms for 256x784x512, measured before
-graphflow's pool spun between pieces, when each hand-off woke a sleeping core).
+against 108-114 us on one). Large ones keep the BLAS's own threading, which
+beat splitting them over graphflow's threads (0.88 ms against 1.16 ms for
+256x784x512, measured before graphflow's pool spun between pieces, when each
+hand-off woke a sleeping core).
 
 The BLAS is found through ``threadpoolctl``, which knows the symbol names of
 OpenBLAS, MKL and BLIS builds. An OpenBLAS with its own threads has its count read
