@@ -430,3 +430,37 @@ def test_dense_relu_training_with_bias_gradients_in_matmul_epilogues(dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for got, want in zip(results["cpu"], results["reference"]):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_a_convolution_keeps_its_store_epilogue_before_a_reduction():
+    # Global average pooling after conv + bias + relu: the conv applies bias and relu as
+    # it stores, and the mean reads what it stored (a reduction joining the conv's group
+    # would cost that store epilogue a pass).
+    rng = np.random.default_rng(41)
+    x = gf.placeholder(gf.float32, [None, 6, 6, 16])
+    f = gf.constant((rng.standard_normal((3, 3, 16, 16)) * 0.3).astype(np.float32))
+    b = gf.constant(np.full(16, 0.1, np.float32))
+    h = gf.nn.relu(gf.nn.bias_add(gf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), b))
+    gap = gf.reduce_mean(h, axis=[1, 2])
+    from graphflow.kernels.cpu import CpuExecutable
+
+    plan = compiler.explain([gap], [x]).plan
+    exe = CpuExecutable(plan, min_size=0, warmup=0)
+    (conv,) = exe.anchored
+    assert [n.type for n in conv.step.nodes] == ["Conv2D", "BiasAdd", "Relu"]
+    assert conv.store_epilogue is not None and len(exe.reduced) == 1
+    feeds = {x: data((3, 6, 6, 16), seed=42)}
+    assert_match(*run_both(exe, PlanExecutable(plan), feeds))
+
+
+def test_a_reduction_joins_a_batched_products_epilogue():
+    a = gf.placeholder(gf.float32, [None, 5, 6])
+    b = gf.placeholder(gf.float32, [None, 6, 9])
+    p = gf.matmul(a, b)
+    total = gf.reduce_sum(gf.tanh(p), axis=1) * 0.5
+    plan = compiler.explain([total], [a, b]).plan
+    step = next(s for s in plan.steps if s.nodes[0].type == "BatchMatMulV2")
+    assert [n.type for n in step.nodes] == ["BatchMatMulV2", "Tanh", "Sum", "Mul"]
+    exe, ref, _ = anchored([total], [a, b])
+    feeds = {a: data((3, 5, 6), seed=43), b: data((3, 6, 9), seed=44)}
+    assert_match(*run_both(exe, ref, feeds))

@@ -16,10 +16,14 @@ Which nodes may share a group, by op kind (``framework.op_def``):
   elementwise ops that consume its result as an epilogue (one reduction per
   group);
 * an OPAQUE library op (matmul, conv, softmax, ...) starts its own group and
-  may take an elementwise epilogue (bias, activation), never a prologue; a
-  reduction over the epilogue's loop may join too (the bias gradient of an
-  activation gradient computed by a matmul: one pass stores the activation
-  gradient and sums it), then elementwise ops of the reduced value;
+  may take an elementwise epilogue (bias, activation), never a prologue. After
+  a matrix product (:data:`REDUCING_ANCHORS`) a reduction over the epilogue's
+  loop may join too, then elementwise ops of the reduced value: a BLAS product
+  stores its result unchanged, so its epilogue is a pass of its own, and the
+  reduction (a bias gradient of the activation gradient the product makes)
+  folds into that pass. Other library ops may apply a bias/relu epilogue as
+  they store (a convolution does), which a reduction in the group would stop:
+  their reductions read the stored result, as before;
 * an epilogue keeps the shape of the reduction's or library op's result, so a
   kernel is the anchor plus one loop over its output;
 * stateful ops, sources, ops with several outputs or none stand alone.
@@ -59,6 +63,8 @@ OPAQUE_GROUP = "opaque"
 SINGLE = "single"  # a node that fuses with nothing (stateful, source, multi-output)
 
 _EMPTY: frozenset[int] = frozenset()
+# Opaque ops after which a reduction may join the epilogue (see the module docstring).
+REDUCING_ANCHORS = frozenset({"MatMul", "BatchMatMulV2"})
 _MAX_CANDIDATES = 3  # producer groups a node tries to join
 
 
@@ -230,7 +236,8 @@ def partition(program: Program, options: CompilerOptions | None, fuse: bool = Tr
             if g.pattern == OPAQUE_GROUP:
                 # Over the anchor's loop (everything read from g after the anchor, of its
                 # shape), once per group; later epilogue nodes read only the reduction.
-                if any(node_class(m) == "R" for m in g.nodes) or len(n.inputs) != 1:
+                if (g.nodes[0].type not in REDUCING_ANCHORS or len(n.inputs) != 1
+                        or any(node_class(m) == "R" for m in g.nodes)):
                     return False
                 p, i = n.inputs[0]
                 if (group_of.get(p.id) is not g or p.id not in g.post
