@@ -325,10 +325,8 @@ def test_session_cpu_backend_matches_reference():
 def anchored(fetches, feeds, min_size=0):
     """(CpuExecutable with its kernels built, reference executable, its MatMul steps'
     AnchorKernels) of ``fetches``."""
-    from graphflow.kernels.cpu import CpuExecutable
-
     plan = compiler.explain(fetches, list(feeds)).plan
-    exe = CpuExecutable(plan, min_size=min_size, warmup=0)
+    exe = backend.CpuExecutable(plan, min_size=min_size, warmup=0)
     return exe, PlanExecutable(plan), [k for k in exe.anchored if k.anchor.type == "MatMul"]
 
 
@@ -442,10 +440,8 @@ def test_a_convolution_keeps_its_store_epilogue_before_a_reduction():
     b = gf.constant(np.full(16, 0.1, np.float32))
     h = gf.nn.relu(gf.nn.bias_add(gf.nn.conv2d(x, f, [1, 1, 1, 1], "SAME"), b))
     gap = gf.reduce_mean(h, axis=[1, 2])
-    from graphflow.kernels.cpu import CpuExecutable
-
     plan = compiler.explain([gap], [x]).plan
-    exe = CpuExecutable(plan, min_size=0, warmup=0)
+    exe = backend.CpuExecutable(plan, min_size=0, warmup=0)
     (conv,) = exe.anchored
     assert [n.type for n in conv.step.nodes] == ["Conv2D", "BiasAdd", "Relu"]
     assert conv.store_epilogue is not None and len(exe.reduced) == 1
