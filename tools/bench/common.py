@@ -66,24 +66,36 @@ def builders(graphflow: Callable[[str, str], Case], numpy: Builder, tensorflow: 
     return out
 
 
+def calls_per_sample(fn: Callable[[], Any], min_sample_s: float = 0.02) -> int:
+    """How many calls of ``fn`` make one sample of at least ``min_sample_s`` (one call timed)."""
+    t0 = time.perf_counter()
+    fn()
+    one = time.perf_counter() - t0
+    return max(1, math.ceil(min_sample_s / one)) if one > 0 else 1000
+
+
+def sample(fn: Callable[[], Any], number: int) -> float:
+    """Seconds per call of ``fn``, averaged over ``number`` calls in a row."""
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def summarize(samples: list[float], number: int) -> dict:
+    """The JSON entry of a list of samples (seconds per call)."""
+    return {"median_s": statistics.median(samples), "min_s": min(samples),
+            "samples": len(samples), "number": number}
+
+
 def time_per_call(fn: Callable[[], Any], repeat: int, min_sample_s: float = 0.02) -> dict:
     """Median seconds per call of ``fn`` over ``repeat`` samples (after the caller's warm-up).
 
     Calls shorter than ``min_sample_s`` are batched ``number`` at a time per
     sample so the clock's resolution and the loop do not dominate.
     """
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    number = max(1, math.ceil(min_sample_s / one)) if one > 0 else 1000
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return {"median_s": statistics.median(samples), "min_s": min(samples),
-            "samples": len(samples), "number": number}
+    number = calls_per_sample(fn, min_sample_s)
+    return summarize([sample(fn, number) for _ in range(repeat)], number)
 
 
 def _status_mib(field: str) -> float | None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """graphflow's benchmark suite: graphflow against NumPy, TensorFlow, JAX and PyTensor.
 
-Measures in one run, each (workload, framework) in a fresh worker process
+Measures in one run, each (workload, framework) in its own worker process
 (see worker.py), graphflow's compiled backend (``Session(backend="cpu")``)
 and its NumPy reference backend side by side with NumPy (always) and with
 TensorFlow (``tf.compat.v1`` Graph + Session), JAX (``jax.jit``) and PyTensor
@@ -17,8 +17,9 @@ a missing one is reported as "not installed". Workloads (README.md has more):
              second: cold (empty kernel cache) and warm (the same cache again)
   memory     RSS of the mlp and cnn steps: baseline after build, peak during steps
 
-Times are medians of --repeat samples after two warm-up calls; ratios are to
-graphflow-cpu in the same row. Results are checked against NumPy (ew output,
+Times are medians of --repeat samples after two warm-up calls, the frameworks
+of a row alive at once and sampled in turns; ratios are to graphflow-cpu in the
+same row. Results are checked against NumPy (ew output,
 the mlp/cnn losses before and after one step from identical weights). Thread
 settings are the machine's defaults and are printed in the header.
 
@@ -40,13 +41,14 @@ import datetime
 import json
 import os
 import platform
+import selectors
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import BASELINE, FRAMEWORKS
+from common import BASELINE, FRAMEWORKS, summarize
 from frameworks import PYTENSOR_MODE_ENV, installed, version
 from report import fmt_time, table
 from worker import MARKER
@@ -93,14 +95,105 @@ def describe(entry: dict) -> str:
     return ""
 
 
+class Server:
+    """A ``worker.py serve`` process: one framework's case, timed one sample per request."""
+
+    def __init__(self, workload: str, fw: str, args: argparse.Namespace) -> None:
+        self.timeout = args.timeout
+        self.err = tempfile.TemporaryFile(mode="w+")  # a pipe could fill up and block it
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py"), "serve", workload, fw,
+             "--size", args.size, "--sample-s", str(args.sample_s),
+             "--warmup-s", str(args.warmup_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True)
+
+    def reply(self) -> dict:
+        """The worker's next JSON line, or a status entry if it died or timed out."""
+        deadline = time.monotonic() + self.timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.close()
+                    return {"status": "timeout", "error": f"no result within {self.timeout:.0f} s"}
+                line = self.proc.stdout.readline()
+                if not line:
+                    self.proc.wait()
+                    self.err.seek(0)
+                    err = [ln for ln in self.err.read().splitlines() if ln.strip()]
+                    msg = err[-1] if err else f"exit {self.proc.returncode}"
+                    self.close()
+                    return {"status": "error", "error": msg[:300]}
+                if line.startswith(MARKER):
+                    return {"status": "ok", **json.loads(line[len(MARKER):])}
+
+    def sample(self, name: str) -> dict:
+        self.proc.stdin.write(f"sample {name}\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def close(self) -> None:
+        if self.err.closed:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
 def measure_times(workload: str, frameworks: list[str], args: argparse.Namespace) -> dict:
-    out = {}
+    """Every framework's case alive at once, timed in turns: round r times one sample of
+    each (the order rotating by one per round), so a slow spell of the shared machine
+    falls on all of them rather than on whichever ran then. Before each sample the
+    worker calls for ``--warmup-s`` untimed: its threads wake from their idle wait, its
+    caches refill, and the previous framework's spinning threads (OpenBLAS's spin for
+    ~0.1 s after a call) go to sleep before the clock starts."""
+    out: dict[str, dict] = {}
+    live: dict[str, Server] = {}
     names = frameworks + (["copy"] if workload == "ew" else [])
     for fw in names:
-        entry = available(fw) or spawn(["time", workload, fw, "--size", args.size,
-                                        "--repeat", str(args.repeat)], args.timeout)
+        entry = available(fw)
+        if entry is None:
+            t0 = time.perf_counter()
+            server = Server(workload, fw, args)
+            entry = server.reply()
+            entry["setup_wall_s"] = time.perf_counter() - t0
+            if entry["status"] == "ok":
+                live[fw] = server
         out[fw] = entry
-        log(f"[{workload}] {fw}: {describe(entry)}")
+        if entry["status"] != "ok":
+            log(f"[{workload}] {fw}: {describe(entry)}")
+    samples: dict[tuple[str, str], list[float]] = {
+        (fw, name): [] for fw in live for name in out[fw]["number"]}
+    order = list(live)
+    for r in range(args.repeat if order else 0):
+        for fw in order[r % len(order):] + order[:r % len(order)]:
+            if fw not in live:
+                continue  # died this round
+            for name in out[fw]["number"]:
+                got = live[fw].sample(name)
+                if got["status"] != "ok":
+                    out[fw] = got
+                    live.pop(fw).close()
+                    break
+                samples[fw, name].append(got["s"])
+    for fw, server in live.items():
+        server.close()
+        e = out[fw]
+        number = e.pop("number")
+        for name, n in number.items():
+            stats = summarize(samples[fw, name], n)
+            if name == "step":
+                e.update(stats)
+            else:
+                e[name] = stats
+        log(f"[{workload}] {fw}: {describe(e)}")
     return out
 
 
@@ -266,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None,
                     help="steps for the memory measurement (default 10; quick 2)")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    ap.add_argument("--sample-s", type=float, default=0.1,
+                    help="seconds of calls per timed sample (default 0.1)")
+    ap.add_argument("--warmup-s", type=float, default=0.1,
+                    help="seconds of untimed calls before each sample (default 0.1; see "
+                         "measure_times)")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds before one worker process is given up (default 1800)")
     ap.add_argument("--pytensor-mode", default="default",

@@ -12,6 +12,8 @@ machine. The result is one JSON object printed on the last stdout line after
 Tasks:
   time       build the case, run two warm-up steps (timing the first, which
              compiles), check the result, then the median of ``--repeat``.
+  serve      set up as ``time`` does, then time one sample per ``sample NAME``
+             line on stdin: run.py takes turns between frameworks this way.
   first-run  the time from this process's first line to its first finished
              step, split into imports, graph build and first step; then the
              second step and the time to it from the first line.
@@ -55,9 +57,8 @@ def _cache_stats() -> dict | None:
     return dict(cache.stats) if cache is not None and hasattr(cache, "stats") else None
 
 
-def task_time(workload: str, framework: str, size: str, repeat: int) -> dict:
-    from common import time_per_call
-
+def _start(workload: str, framework: str, size: str) -> tuple[Any, dict]:
+    """Builds the case and runs its two warm-up calls: the first timed, both checked."""
     mod = importlib.import_module(workload)
     t0 = time.perf_counter()
     case = mod.BUILDERS[framework](size)
@@ -72,12 +73,50 @@ def task_time(workload: str, framework: str, size: str, repeat: int) -> dict:
         out["check"] = {"loss0": float(first), "loss1": float(second)}
     elif hasattr(mod, "check") and framework != "copy":
         out["check"] = mod.check(size, second)
+    return case, out
+
+
+def task_time(workload: str, framework: str, size: str, repeat: int) -> dict:
+    from common import time_per_call
+
+    case, out = _start(workload, framework, size)
     out.update(time_per_call(case.step, repeat))
     for name, fn in case.extra.items():
         fn()
         out[name] = time_per_call(fn, repeat)
     case.close()
     return out
+
+
+def task_serve(workload: str, framework: str, size: str, sample_s: float,
+               warmup_s: float) -> None:
+    """Interleaved timing for run.py: set up, then time one sample per request.
+
+    Prints the setup result (as ``time`` does, plus ``number``: calls per sample
+    of at least ``sample_s`` for each timed callable, ``step`` and the case's
+    extras), then answers each stdin line ``sample NAME`` with ``{"s": seconds
+    per call}``: untimed calls for ``warmup_s`` first (after the other
+    frameworks' turns this framework's threads must wake, its caches fill and
+    the others' spinning threads go to sleep), then ``number`` calls timed
+    together. ``quit`` or the end of input ends it.
+    """
+    from common import calls_per_sample, sample
+
+    case, out = _start(workload, framework, size)
+    fns = {"step": case.step, **case.extra}
+    out["number"] = {name: calls_per_sample(fn, sample_s) for name, fn in fns.items()}
+    print(MARKER + json.dumps(out), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "quit":
+            break
+        fn = fns[cmd[1]]
+        end = time.perf_counter() + warmup_s
+        fn()
+        while time.perf_counter() < end:
+            fn()
+        print(MARKER + json.dumps({"s": sample(fn, out["number"][cmd[1]])}), flush=True)
+    case.close()
 
 
 def task_first_run(workload: str, framework: str, size: str) -> dict:
@@ -130,13 +169,19 @@ def task_memory(workload: str, framework: str, size: str, steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="One benchmark measurement (see module doc).")
-    ap.add_argument("task", choices=["time", "first-run", "memory"])
+    ap.add_argument("task", choices=["time", "serve", "first-run", "memory"])
     ap.add_argument("workload", choices=WORKLOADS)
     ap.add_argument("framework")
     ap.add_argument("--size", choices=["full", "quick"], default="full")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--sample-s", type=float, default=0.1, help="serve: seconds per sample")
+    ap.add_argument("--warmup-s", type=float, default=0.1,
+                    help="serve: untimed seconds before each sample")
     args = ap.parse_args(argv)
+    if args.task == "serve":
+        task_serve(args.workload, args.framework, args.size, args.sample_s, args.warmup_s)
+        return 0
     if args.task == "time":
         res = task_time(args.workload, args.framework, args.size, args.repeat)
     elif args.task == "first-run":
