@@ -336,6 +336,39 @@ def test_returned_arrays_never_share_memory_with_feeds_constants_or_variables(ba
         np.testing.assert_array_equal(s.run(x * 1, {x: fed}), [9, 6, 7])
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_variable_reads_inlined_in_the_runner_keep_order_and_checks(backend):
+    from graphflow.runtime import reference
+
+    v = gf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="v")
+    eye = gf.constant(np.eye(3, dtype=np.float32))
+    # The products keep each read a step of its own (an elementwise consumer fuses it).
+    before = gf.matmul(v, eye) * 2.0  # v/read, before the update below
+    step = gf.assign_add(v, gf.ones([2, 3]))
+    with gf.control_dependencies([step]):
+        after = gf.matmul(v.read_value(), eye)  # a read after the update, same run
+    with gf.Session(backend=backend) as s:
+        for _ in range(2):  # the first run and the compiled one
+            with pytest.raises(gf.errors.FailedPreconditionError, match="uninitialized value v"):
+                s.run(before)
+        s.run(v.initializer)
+        for k in range(3):
+            b, a = s.run([before, after])
+            np.testing.assert_array_equal(b, 2 * (np.arange(6).reshape(2, 3) + k))
+            np.testing.assert_array_equal(a, np.arange(6).reshape(2, 3) + k + 1)
+        v.load(np.full((2, 3), 4.0), s)
+        np.testing.assert_array_equal(s.run(before), np.full((2, 3), 8.0))
+        # An int value stored by hand (not through an op) takes the kernel, which casts.
+        s._state.variables["v"] = np.ones((2, 3), np.int64)
+        got = s.run(before)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, np.full((2, 3), 2.0))
+        inlined = [step.nodes[0].name for exe in s._cache.values()
+                   for step, k in zip(exe.plan.steps, exe._kernels)
+                   if reference._pass_through(step, k) is not None]
+        assert "v/read" in inlined
+
+
 def test_repeated_runs_take_the_fast_path_and_see_graph_changes():
     x = gf.placeholder(gf.float32, [], name="x")
     y = x * 2.0

@@ -360,9 +360,25 @@ class PlanExecutable:
             ns[f"v{j}"] = node.ref_op()
             lines.append(f"    env[{b}] = VarRef(variables, v{j})")
         lines += ["    token = fperr.ignore()", "    try:", "        pass"]
-        for j, k in enumerate(self._kernels):
+        ns["ndarray"] = np.ndarray
+        for j, (step, k) in enumerate(zip(plan.steps, self._kernels)):
             ns[f"k{j}"] = k.run
-            lines.append(f"        k{j}(env, state)")
+            read = _pass_through(step, k)
+            if read is None:
+                lines.append(f"        k{j}(env, state)")
+                continue
+            # A variable read (Identity of a variable, mostly) inline: a kernel call per
+            # read cost 3-18 us in a training step, where a big kernel before it had
+            # evicted the interpreter's caches. Anything unusual takes the kernel.
+            (a, b), ns[f"dt{j}"], ns[f"shape{j}"] = read
+            lines += [f"        v = env[{a}]",
+                      "        if type(v) is VarRef:",
+                      "            v = v.store.get(v.op.name)",
+                      f"        if (type(v) is ndarray and v.dtype is dt{j}"
+                      f" and v.shape == shape{j}):",
+                      f"            env[{b}] = v",
+                      "        else:",
+                      f"            k{j}(env, state)"]
         lines += ["    finally:", "        fperr.restore(token)"]
         # Outputs that are 0-d arrays made by this run need no variable read or detach.
         simple = all(node.shapes[i].values == () and b not in self._const_buffers
@@ -375,6 +391,23 @@ class PlanExecutable:
             lines.append("    return finish(env, feeds, state)")
         exec(compile("\n".join(lines), f"<graphflow plan runner {id(self):x}>", "exec"), ns)
         return ns["run"]
+
+
+# Ops whose reference hands its input on unchanged.
+_PASS_THROUGH = frozenset({"Identity", "StopGradient"})
+
+
+def _pass_through(step: Any, kernel: Any) -> tuple | None:
+    """``((in buffer, out buffer), dtype, shape)`` of a step that is one pass-through op
+    of a fully known shape evaluated by the reference, else None."""
+    if type(kernel) is not _CompiledKernel or len(step.nodes) != 1:
+        return None
+    node = step.nodes[0]
+    dims = node.shapes[0].values if node.shapes else None
+    if (node.type not in _PASS_THROUGH or len(step.in_buffers) != 1
+            or len(step.out_buffers) != 1 or dims is None or None in dims):
+        return None
+    return ((step.in_buffers[0], step.out_buffers[0]), node.dtypes[0].np, dims)
 
 
 def _root(a: np.ndarray) -> np.ndarray:
