@@ -678,3 +678,162 @@ def test_remapped_gradients_match_the_interpreter(bias_add, oc):
         assert cpu.shape == want.shape
         np.testing.assert_allclose(cpu, want, rtol=1e-5, atol=1e-4)
         assert np.array_equal(np.isnan(cpu), np.isnan(want))
+
+
+# --- remap: a cross entropy's mean and its gradient as one op -------------------------------
+def _xent_mean(sparse=True, dtype=gf.float32, classes=5, upstream=False, also=None):
+    """(fetches, feeds): the mean cross entropy of a dense layer's logits and its gradients
+    for the weights, the bias and the logits (TF1's classifier loss)."""
+    rng = np.random.default_rng(3)
+    x = ph(shape=(None, 4), dtype=dtype, name="x")
+    w = gf.constant(rng.standard_normal((4, classes)).astype(dtype.as_numpy_dtype))
+    b = gf.constant(np.linspace(-1, 1, classes).astype(dtype.as_numpy_dtype))
+    logits = gf.matmul(x, w) + b
+    if sparse:
+        y = gf.placeholder(gf.int32, [None], name="y")
+        xent = gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    else:
+        y = ph(shape=(None, classes), dtype=dtype, name="y")
+        xent = gf.nn.softmax_cross_entropy_with_logits_v2(labels=gf.stop_gradient(y),
+                                                          logits=logits)
+    loss = gf.reduce_mean(xent)
+    feeds = [x, y]
+    total = loss
+    if upstream:  # the mean's gradient is then a value of the run, not a constant
+        s = ph(shape=(), dtype=dtype, name="s")
+        total, feeds = loss * s, feeds + [s]
+    fetches = [loss, *gf.gradients(total, [w, b, logits])]
+    if also is not None:
+        fetches.append(also(xent, loss))
+    return fetches, feeds
+
+
+def _xent_mean_feeds(feeds, rows, sparse, dtype, rng, classes=5):
+    d = dtype.as_numpy_dtype
+    xs = (rng.standard_normal((rows, 4)) * 3).astype(d)
+    if rows > 3:  # large magnitudes, and a NaN and an inf row
+        xs[1] *= 1e4
+        xs[2, 0] = np.nan
+        xs[3, 1] = np.inf
+    if sparse:
+        ys = rng.integers(0, classes, rows).astype(np.int32)
+    else:
+        ys = rng.dirichlet(np.ones(classes), rows).astype(d)
+    values = [xs, ys, np.array(0.5, d)]
+    return dict(zip(feeds, values))
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("upstream", [False, True])
+def test_remap_fuses_a_cross_entropy_mean_with_its_gradient(sparse, upstream):
+    fetch, feeds = build(lambda: _xent_mean(sparse, upstream=upstream))
+    ex = compiler.explain(fetch, feeds)
+    assert ex.report["remap"].details == {"fused": 1}
+    types = ex.program("remap").types()
+    assert "_SoftmaxCrossEntropyMean" in types
+    # (The dense op's gradient is summed to the logits' shape after: a Shape of those.)
+    for gone in ("Mean", "Size", "BroadcastTo", "ExpandDims",
+                 "SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"):
+        assert gone not in types
+    assert types.count("Shape") == (0 if sparse else 1)
+
+
+def test_remap_leaves_cross_entropy_means_it_cannot_replace():
+    cases = [
+        lambda xent, loss: xent,  # the per-example loss fetched too
+        lambda xent, loss: gf.reduce_sum(xent),  # another reader of the loss
+        lambda xent, loss: gf.gradients(loss, xent)[0] * 2.0,  # the gradient read elsewhere
+    ]
+    for also in cases:
+        fetch, feeds = build(lambda also=also: _xent_mean(also=also))
+        assert compiler.explain(fetch, feeds).report["remap"].details == {"fused": 0}
+
+    def kept_dims():
+        x, y = ph(shape=(None, 5), name="x"), gf.placeholder(gf.int32, [None], name="y")
+        xent = gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+        loss = gf.reduce_mean(xent, keepdims=True)
+        return [loss, gf.gradients(loss, x)[0]], [x, y]
+
+    def part_of_the_loss():  # a mean over one of the loss's two dims
+        x, y = ph(shape=(None, 3, 5), name="x"), gf.placeholder(gf.int32, [None, 3], name="y")
+        xent = gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+        loss = gf.reduce_sum(gf.reduce_mean(xent, axis=1))
+        return [loss, gf.gradients(loss, x)[0]], [x, y]
+
+    for fn in (kept_dims, part_of_the_loss):
+        fetch, feeds = build(fn)
+        assert compiler.explain(fetch, feeds).report["remap"].details == {"fused": 0}
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("dtype", [gf.float32, gf.float64])
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+def test_remapped_cross_entropy_mean_matches_the_interpreter(sparse, dtype, rows):
+    rng = np.random.default_rng(rows)
+    with gf.Graph().as_default():
+        fetches, feeds = _xent_mean(sparse, dtype, upstream=True)
+        fed = _xent_mean_feeds(feeds, rows, sparse, dtype, rng)
+        got = {}
+        for backend in ("interpreter", "reference", "cpu"):
+            with gf.Session(backend=backend) as s:
+                got[backend] = [s.run(fetches, fed) for _ in range(2)][-1]  # cpu: compiled
+    tol = 2e-5 if dtype == gf.float32 else 1e-12
+    if rows > 3:  # the NaN row's gradient is NaN in every weight: the logits' show it
+        assert np.isnan(got["cpu"][3][2]).all() and np.isfinite(got["cpu"][3][4:]).all()
+    for want, ref, cpu in zip(got["interpreter"], got["reference"], got["cpu"]):
+        np.testing.assert_array_equal(ref, want)  # the reference: bit for bit
+        assert cpu.shape == want.shape and cpu.dtype == want.dtype
+        finite = want[np.isfinite(want)]
+        scale = float(np.abs(finite).max()) if finite.size else 0.0
+        np.testing.assert_allclose(cpu, want, rtol=tol, atol=tol * scale)
+        assert np.array_equal(np.isnan(cpu), np.isnan(want))
+
+
+def test_remapped_cross_entropy_mean_on_many_rows_and_threads():
+    # Enough rows for the compiled pass to split across threads: partial sums combine.
+    rng = np.random.default_rng(11)
+    with gf.Graph().as_default():
+        fetches, feeds = _xent_mean(True, gf.float32, classes=12)
+        fed = _xent_mean_feeds(feeds, 5000, True, gf.float32, rng, classes=12)
+        fed[feeds[0]][1:4] = 0.5  # finite: the mean must be too
+        got = {}
+        for backend in ("interpreter", "cpu"):
+            with gf.Session(backend=backend) as s:
+                got[backend] = [s.run(fetches, fed) for _ in range(2)][-1]
+    for want, cpu in zip(got["interpreter"], got["cpu"]):
+        np.testing.assert_allclose(cpu, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_remapped_cross_entropy_mean_reports_bad_labels_as_the_op_does(backend):
+    with gf.Graph().as_default():
+        fetches, feeds = _xent_mean(True)
+        fed = _xent_mean_feeds(feeds, 6, True, gf.float32, np.random.default_rng(0))
+        fed[feeds[1]][4] = 5  # one past the last class
+        with gf.Session(backend="interpreter") as s:
+            with pytest.raises(gf.errors.InvalidArgumentError) as want:
+                s.run(fetches, fed)
+        with gf.Session(backend=backend) as s:
+            for _ in range(2):
+                with pytest.raises(gf.errors.InvalidArgumentError) as got:
+                    s.run(fetches, fed)
+                assert "outside the valid range of [0, 5)" in str(got.value)
+                assert str(want.value).split(":")[-1] in str(got.value)
+
+
+def test_remapped_cross_entropy_mean_keeps_control_dependencies_on_the_loss():
+    with gf.Graph().as_default():
+        v = gf.Variable(0.0)
+        fetches, feeds = _xent_mean(True)
+        with gf.control_dependencies([fetches[0]]):  # after the loss
+            bump = v.assign_add(1.0)
+        ex = compiler.explain([*fetches, bump], feeds)
+        assert ex.report["remap"].details == {"fused": 1}
+        (add,) = [n for n in ex.program("remap").nodes if n.type == "AssignAdd"]
+        assert [c.type for c in add.control_inputs] == ["_SoftmaxCrossEntropyMean"]
+        fed = _xent_mean_feeds(feeds, 6, True, gf.float32, np.random.default_rng(1))
+        with gf.Session(backend="cpu") as s:
+            s.run(v.initializer)
+            for _ in range(2):
+                s.run([*fetches, bump], fed)
+            assert s.run(v) == 2.0

@@ -629,6 +629,45 @@ class SparseSoftmaxCrossEntropyWithLogits(OpDef):
         return [(-picked[..., 0]).astype(logits.dtype), backprop.astype(logits.dtype)]
 
 
+@register
+class SoftmaxCrossEntropyMean(OpDef):
+    """Made by the compiler only (the ``remap`` pass): the mean of a softmax cross
+    entropy over all of its loss, and the gradient the mean's and the cross entropy's
+    gradient functions build for the logits, as one op.
+
+    Inputs ``(features [..., C], labels, upstream)``: the cross entropy's inputs (attr
+    ``xent`` names the op: sparse labels or a distribution) and the mean's upstream
+    gradient (one element). Outputs ``(mean loss [], features gradient [..., C])``.
+    The mean is the Mean op's over attr ``axis`` (all of the loss). The gradient is
+    what the replaced ops compute, in their order and dtype: the count
+    ``max(cast(size(loss)) / divisor, floor)`` (attrs: the size's dtype and the mean
+    gradient's constants), then ``(broadcast(upstream) / count)[..., None] * backprop``; the
+    reference runs exactly those NumPy operations, so it matches them bit for bit.
+    """
+
+    type = "_SoftmaxCrossEntropyMean"
+    kind = OPAQUE
+    grad = None
+
+    def infer(self, op):
+        logits = op.inputs[0]
+        rules.check_dtype(logits, F, "input 'features'")
+        return [(logits.dtype, TensorShape([])), (logits.dtype, logits.shape)]
+
+    def reference(self, op, inputs, ctx):
+        logits, labels, upstream = inputs
+        xent = _op_def.lookup(op.get_attr("xent"))
+        loss, backprop = xent.reference(op, [logits, labels], ctx)
+        d = loss.dtype
+        mean = _op_def.lookup("Mean").reduce(loss, op.get_attr("axis"), False)
+        size = np.array(loss.size, dtype=np.dtype(op.get_attr("size_dtype")))
+        count = np.maximum(np.true_divide(size.astype(d), np.array(op.get_attr("divisor"), d)),
+                           np.array(op.get_attr("floor"), d))
+        up = np.broadcast_to(upstream, loss.shape)
+        g = np.multiply(np.expand_dims(np.true_divide(up, count), -1), backprop)
+        return [np.asarray(mean, d), g.astype(d, copy=False)]
+
+
 def _ensure_xent_args(name: str, sentinel: Any, labels: Any, logits: Any) -> None:
     if sentinel is not None:
         raise errors.GraphValueError(None, None, f"Only call `{name}` with named arguments "

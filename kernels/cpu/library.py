@@ -1660,6 +1660,95 @@ def _sparse_xent_rows(x, labels, loss, backprop, lo, hi):
         bf[at] -= 1
 
 
+def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
+    """_SoftmaxCrossEntropyMean: a cross entropy's mean loss and its scaled backprop.
+
+    As the cross entropy kernels above, then ``upstream / count`` (computed as the
+    reference does, in the logits' dtype) times the backprop in the same pass, and
+    the mean of the loss accumulated in float64. Sparse labels take one compiled
+    call (:func:`_sparse_xent_mean_rows`): in a training step every Python-level
+    operation here costs microseconds, the caches being cold. Empty batches,
+    broadcast labels, bad labels and other unusual inputs run the reference.
+
+    Args:
+      node: the _SoftmaxCrossEntropyMean IR node.
+      args: ``[features [..., C], labels, upstream (one element)]``.
+
+    Returns:
+      ``[mean loss [], features gradient [..., C]]``.
+    """
+    x, labels, up = args
+    d = x.dtype
+    if (d not in _FLOATS or x.ndim == 0 or up.size != 1 or up.dtype != d
+            or x.shape[-1] == 0 or not x.size):
+        return _reference(node, args)
+    attrs = node.attrs
+    k = x.shape[-1]
+    rows = x.size // k
+    consts = (d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    if attrs["xent"] == "SparseSoftmaxCrossEntropyWithLogits":
+        if labels.dtype.kind not in "iu" or labels.shape != x.shape[:-1]:
+            return _reference(node, args)
+        g = buffers.empty(x.shape, d)
+        x2 = np.ascontiguousarray(x).reshape(rows, k)
+        lab = np.ascontiguousarray(labels).reshape(rows)
+        g2 = g.reshape(rows, k)
+        u = up.reshape(1)
+        n = d.type(rows)
+        parts = _split(lambda lo, hi: _sparse_xent_mean_rows(x2, lab, u, n, *consts, g2, lo,
+                                                             hi), rows, 16 * rows * k)
+        if any(p < 0 for p in parts):  # a label out of range: the reference's error
+            return _reference(node, args)
+        return [np.array(sum(parts) / rows, d), g]
+    if labels.dtype != d or labels.shape != x.shape:
+        return _reference(node, args)
+    loss, g = softmax_xent(node, [x, labels])
+    size = np.array(rows, np.dtype(attrs["size_dtype"]))
+    count = np.maximum(np.true_divide(size.astype(d), consts[0]), consts[1])
+    np.multiply(g, np.true_divide(up.reshape(()), count), out=g)
+    return [np.array(np.add.reduce(loss, axis=None, dtype=np.float64) / rows, d), g]
+
+
+@_jit
+def _sparse_xent_mean_rows(x, labels, up, n, divisor, floor, g, lo, hi):
+    """:func:`_sparse_xent_rows` for rows ``lo..hi`` of ``x`` (``n`` rows in all, in its
+    dtype), each backprop value then times ``up[0] / max(n / divisor, floor)`` (the mean
+    gradient's scale, rounded in the dtype as the reference's ops round it), the losses
+    summed in float64 (each rounded to the dtype first, as the reference's loss array
+    holds them). Returns the sum, or -1.0 (having stopped) at a label out of range."""
+    k = x.shape[1]
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    uk = _U(k)
+    tmp = np.empty(1, x.dtype)  # float64 -> dtype rounding through memory
+    count = np.maximum(n / divisor, floor)
+    scale = up[0] / count
+    total = 0.0
+    for r in range(lo, hi):
+        label = labels[r]
+        if label < 0 or label >= k:
+            return -1.0
+        base = _U(r * k)
+        m = xf[base]
+        for j in range(_U(1), uk):
+            m = np.maximum(m, xf[base + j])
+        for j in range(uk):  # apart from the sum, which would keep it from vectorising
+            gf[base + j] = _exp(xf[base + j] - m)
+        s = 0.0
+        for j in range(uk):
+            s += gf[base + j]
+        tmp[0] = s
+        sd = tmp[0]
+        at = base + _U(label)
+        tmp[0] = np.log(sd) - (xf[at] - m)
+        total += tmp[0]
+        for j in range(uk):
+            gf[base + j] = gf[base + j] / sd
+        gf[at] -= 1
+        for j in range(uk):
+            gf[base + j] = gf[base + j] * scale
+    return total
+
+
 # --- reductions ----------------------------------------------------------------------------
 @_jit
 def _column_sums(a, lo, hi):
@@ -1758,6 +1847,7 @@ LIBRARY: dict[str, LibraryFn] = {
     "LogSoftmax": log_softmax,
     "SoftmaxCrossEntropyWithLogits": softmax_xent,
     "SparseSoftmaxCrossEntropyWithLogits": sparse_softmax_xent,
+    "_SoftmaxCrossEntropyMean": softmax_xent_mean,
     "BiasAddGrad": bias_add_grad,
     "UnsortedSegmentSum": unsorted_segment_sum,
 }
