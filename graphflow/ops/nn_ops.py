@@ -637,7 +637,8 @@ class SoftmaxCrossEntropyMean(OpDef):
 
     Inputs ``(features [..., C], labels, upstream)``: the cross entropy's inputs (attr
     ``xent`` names the op: sparse labels or a distribution) and the mean's upstream
-    gradient (one element). Outputs ``(mean loss [], features gradient [..., C])``.
+    gradient (one element). Outputs ``(mean loss [], features gradient [..., C])``, and
+    with attr ``sum_axis`` (the batch dims) that gradient's Sum over them ``[C]``.
     The mean is the Mean op's over attr ``axis`` (all of the loss). The gradient is
     what the replaced ops compute, in their order and dtype: the count
     ``max(cast(size(loss)) / divisor, floor)`` (attrs: the size's dtype and the mean
@@ -652,7 +653,11 @@ class SoftmaxCrossEntropyMean(OpDef):
     def infer(self, op):
         logits = op.inputs[0]
         rules.check_dtype(logits, F, "input 'features'")
-        return [(logits.dtype, TensorShape([])), (logits.dtype, logits.shape)]
+        out = [(logits.dtype, TensorShape([])), (logits.dtype, logits.shape)]
+        if op.get_attr("sum_axis") is not None:
+            out.append((logits.dtype, logits.shape[-1:] if logits.shape.ndims is not None
+                        else unknown_shape()))
+        return out
 
     def reference(self, op, inputs, ctx):
         logits, labels, upstream = inputs
@@ -665,7 +670,11 @@ class SoftmaxCrossEntropyMean(OpDef):
                            np.array(op.get_attr("floor"), d))
         up = np.broadcast_to(upstream, loss.shape)
         g = np.multiply(np.expand_dims(np.true_divide(up, count), -1), backprop)
-        return [np.asarray(mean, d), g.astype(d, copy=False)]
+        g = g.astype(d, copy=False)
+        out = [np.asarray(mean, d), g]
+        if op.get_attr("sum_axis") is not None:
+            out.append(_op_def.lookup("Sum").reduce(g, op.get_attr("sum_axis"), False))
+        return out
 
 
 def _ensure_xent_args(name: str, sentinel: Any, labels: Any, logits: Any) -> None:

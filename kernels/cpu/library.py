@@ -1675,7 +1675,8 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
       args: ``[features [..., C], labels, upstream (one element)]``.
 
     Returns:
-      ``[mean loss [], features gradient [..., C]]``.
+      ``[mean loss [], features gradient [..., C]]``, then with attr ``sum_axis`` the
+      gradient's sum over the batch ``[C]`` (accumulated in float64).
     """
     x, labels, up = args
     d = x.dtype
@@ -1697,16 +1698,25 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
         n = d.type(rows)
         parts = _split(lambda lo, hi: _sparse_xent_mean_rows(x2, lab, u, n, *consts, g2, lo,
                                                              hi), rows, 16 * rows * k)
-        if any(p < 0 for p in parts):  # a label out of range: the reference's error
+        if any(total < 0 for total, _ in parts):  # a label out of range: its error
             return _reference(node, args)
-        return [np.array(sum(parts) / rows, d), g]
+        out = [np.array(sum(total for total, _ in parts) / rows, d), g]
+        if attrs["sum_axis"] is not None:
+            sums = parts[0][1]
+            for _, more in parts[1:]:
+                sums += more
+            out.append(sums.astype(d))
+        return out
     if labels.dtype != d or labels.shape != x.shape:
         return _reference(node, args)
     loss, g = softmax_xent(node, [x, labels])
     size = np.array(rows, np.dtype(attrs["size_dtype"]))
     count = np.maximum(np.true_divide(size.astype(d), consts[0]), consts[1])
     np.multiply(g, np.true_divide(up.reshape(()), count), out=g)
-    return [np.array(np.add.reduce(loss, axis=None, dtype=np.float64) / rows, d), g]
+    out = [np.array(np.add.reduce(loss, axis=None, dtype=np.float64) / rows, d), g]
+    if attrs["sum_axis"] is not None:
+        out.append(np.add.reduce(g.reshape(rows, k), axis=0, dtype=np.float64).astype(d))
+    return out
 
 
 @_jit
@@ -1715,7 +1725,8 @@ def _sparse_xent_mean_rows(x, labels, up, n, divisor, floor, g, lo, hi):
     dtype), each backprop value then times ``up[0] / max(n / divisor, floor)`` (the mean
     gradient's scale, rounded in the dtype as the reference's ops round it), the losses
     summed in float64 (each rounded to the dtype first, as the reference's loss array
-    holds them). Returns the sum, or -1.0 (having stopped) at a label out of range."""
+    holds them), and the gradient's column sums in float64 (the bias gradient). Returns
+    ``(loss sum, column sums)``, the sum -1.0 (having stopped) at a label out of range."""
     k = x.shape[1]
     xf, gf = x.reshape(-1), g.reshape(-1)
     uk = _U(k)
@@ -1723,10 +1734,11 @@ def _sparse_xent_mean_rows(x, labels, up, n, divisor, floor, g, lo, hi):
     count = np.maximum(n / divisor, floor)
     scale = up[0] / count
     total = 0.0
+    sums = np.zeros(k, np.float64)
     for r in range(lo, hi):
         label = labels[r]
         if label < 0 or label >= k:
-            return -1.0
+            return -1.0, sums
         base = _U(r * k)
         m = xf[base]
         for j in range(_U(1), uk):
@@ -1745,8 +1757,10 @@ def _sparse_xent_mean_rows(x, labels, up, n, divisor, floor, g, lo, hi):
             gf[base + j] = gf[base + j] / sd
         gf[at] -= 1
         for j in range(uk):
-            gf[base + j] = gf[base + j] * scale
-    return total
+            v = gf[base + j] * scale
+            gf[base + j] = v
+            sums[j] += v
+    return total, sums
 
 
 # --- reductions ----------------------------------------------------------------------------
