@@ -429,6 +429,68 @@ def test_optimizers_update_variables_in_place_like_the_reference(name):
     np.testing.assert_allclose(cb, rb, rtol=1e-13)
 
 
+def _fed_adam(shapes):
+    """Adam applying fed gradients to variables of ``shapes`` (one update step each)."""
+    rng = np.random.default_rng(8)
+    vs = [gf.Variable(rng.standard_normal(s).astype(np.float32), name=f"v{k}")
+          for k, s in enumerate(shapes)]
+    gs = [gf.placeholder(gf.float32, None, name=f"g{k}") for k in range(len(shapes))]
+    train = gf.train.AdamOptimizer(0.01).apply_gradients(list(zip(gs, vs)))
+    return vs, gs, train
+
+
+def test_neighbouring_updates_run_as_one_group_bit_for_bit():
+    from graphflow.kernels.cpu import backend
+
+    shapes = [(5, 3), (3,), (), (4, 2)]
+    vs, gs, train = _fed_adam(shapes)
+    rng = np.random.default_rng(9)
+    feeds = [{g: rng.standard_normal(s).astype(np.float32) for g, s in zip(gs, shapes)}
+             for _ in range(3)]
+    feeds[1][gs[0]][0, 0] = np.nan  # NaN and inf gradients go through as the reference's
+    feeds[2][gs[3]][1, 1] = np.inf
+    results = {}
+    for name in ("cpu", "reference"):
+        with gf.Session(backend=name) as s:
+            s.run(gf.global_variables_initializer())
+            for f in feeds:
+                s.run(train, f)
+            results[name] = s.run(vs)
+            if name == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "updates", None))
+                groups = [k for k in exe._kernels if isinstance(k, backend.UpdateGroupKernel)]
+                assert [len(k.members) for k in groups] == [4]
+    for got, want in zip(results["cpu"], results["reference"]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_update_group_members_keep_their_own_errors_and_copies():
+    shapes = [(5, 3), (3,)]
+    vs, gs, train = _fed_adam(shapes)
+    rng = np.random.default_rng(10)
+    good = {g: rng.standard_normal(s).astype(np.float32) for g, s in zip(gs, shapes)}
+    bad = {**good, gs[1]: np.zeros(4, np.float32)}  # the second gradient's shape is wrong
+    # A gradient that is the variable's own storage takes the member's private-copy path.
+    own = gf.train.AdamOptimizer(0.01, name="Own").apply_gradients(
+        [(gf.identity(vs[0]), vs[0]), (gs[1], vs[1])])
+    results = {}
+    for name in ("cpu", "reference"):
+        with gf.Session(backend=name) as s:
+            s.run(gf.global_variables_initializer())
+            for _ in range(2):
+                s.run(train, good)
+            with pytest.raises(gf.errors.InvalidArgumentError) as err:
+                s.run(train, bad)
+            assert "ApplyAdam" in str(err.value) and "[3]" in str(err.value)
+            after_error = s.run(vs)
+            for _ in range(2):
+                s.run(own, good)
+            results[name] = (after_error, s.run(vs))
+    for got, want in zip(results["cpu"], results["reference"]):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_in_place_updates_never_change_arrays_already_handed_out():
     w = gf.Variable(np.ones((4, 3), np.float32), name="w")
     x = gf.placeholder(gf.float32, [None, 4])

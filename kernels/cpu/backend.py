@@ -319,6 +319,17 @@ class ApplyKernel:
                     return True
         return False
 
+    def storage(self, v: VarRef, env: list[Any], user: Any,
+                owned: dict[str, np.ndarray]) -> np.ndarray:
+        """The storage of ref input ``v`` this update may mutate (see the class doc)."""
+        arr = v.read(user)
+        name = v.op.name
+        if owned.get(name) is not arr or self._aliased(arr, env):
+            arr = np.array(arr, dtype=self.dtype, order="C", copy=True)
+            v.write(arr)
+            owned[name] = arr
+        return arr
+
     def run(self, env: list[Any], state: RunState) -> None:
         user = _user_op(self.node)
         owned = state.owned
@@ -326,13 +337,7 @@ class ApplyKernel:
         for i, b in enumerate(self.arg_buffers):
             v = env[b]
             if i in self.refs:
-                arr = v.read(user)
-                name = v.op.name
-                if owned.get(name) is not arr or self._aliased(arr, env):
-                    arr = np.array(arr, dtype=self.dtype, order="C", copy=True)
-                    v.write(arr)
-                    owned[name] = arr
-                values.append(arr)
+                values.append(self.storage(v, env, user, owned))
             else:
                 values.append(v.read(user) if isinstance(v, VarRef) else v)
         try:
@@ -342,6 +347,84 @@ class ApplyKernel:
                 None, user, f"{user.type} op '{user.name}': {e}") from None
         for b in self.out_buffers:
             env[b] = values[0]
+
+
+class UpdateGroupKernel:
+    """Consecutive dense updates of one op type, dtype and attrs whose hyperparameters
+    come from the same buffers (an optimizer's updates of all its variables), run as
+    one step: the hyperparameters are read and checked once, then each variable's
+    compiled update is called directly. An optimizer's small updates (biases, a last
+    layer) cost 12-36 us each in a training step as separate steps, mostly the
+    interpreter's work on caches a big kernel had just evicted.
+
+    Each member is updated in turn, as the separate steps would be; anything unusual
+    about one (a shape that differs, overlapping arrays) takes that member's
+    :class:`ApplyKernel`, which raises or copies as it does alone.
+    """
+
+    def __init__(self, members: list[ApplyKernel], dense: Any) -> None:
+        self.members = members
+        self.dense = dense
+        self.step = members[0].step
+        self.scalar_buffers = [members[0].arg_buffers[i] for i in dense.scalars]
+
+    def run(self, env: list[Any], state: RunState) -> None:
+        dense = self.dense
+        first = self.members[0]
+        user = _user_op(first.node)
+        try:
+            scalars = []
+            for i, b in zip(dense.scalars, self.scalar_buffers):
+                v = env[b]
+                scalars.append(dense.scalar(i, v.read(user) if isinstance(v, VarRef) else v))
+        except ValueError:
+            for m in self.members:  # the first raises, naming its op
+                m.run(env, state)
+            return
+        kernel, n_refs, grad_pos = dense.kernel, dense.n_refs, dense.grad_pos
+        tail = (dense.one, *scalars, *dense.flags)
+        owned = state.owned
+        for m in self.members:
+            buffers_ = m.arg_buffers
+            refs = [m.storage(env[buffers_[i]], env, user, owned) for i in range(n_refs)]
+            g = env[buffers_[grad_pos]]
+            if isinstance(g, VarRef):
+                g = g.read(user)
+            shape = refs[0].shape
+            g = dense.gradient(g)
+            if (g.shape != shape or any(r.shape != shape for r in refs)
+                    or not kernel(*[r.reshape(-1) for r in refs], g.reshape(-1), *tail)):
+                m.run(env, state)
+                continue
+            for b in m.out_buffers:
+                env[b] = refs[0]
+
+
+def _update_groups(kernels: list[Any]) -> list[tuple[int, int, Any]]:
+    """``(start, end, DenseKernel)`` of each run of two or more neighbouring dense
+    updates that :class:`UpdateGroupKernel` may run as one."""
+    from graphflow.kernels.cpu import optimizers
+
+    runs = []
+    k = 0
+    while k < len(kernels):
+        a = kernels[k]
+        dense = optimizers.dense_kernel(a.node) if isinstance(a, ApplyKernel) else None
+        end = k + 1
+        if dense is not None:
+            key = (a.node.type, a.node.dtypes[0], dict(a.node.attrs),
+                   [a.arg_buffers[i] for i in dense.scalars])
+            while end < len(kernels):
+                b = kernels[end]
+                if not isinstance(b, ApplyKernel) or (
+                        b.node.type, b.node.dtypes[0], dict(b.node.attrs),
+                        [b.arg_buffers[i] for i in dense.scalars]) != key:
+                    break
+                end += 1
+            if end - k > 1:
+                runs.append((k, end, dense))
+        k = end
+    return runs
 
 
 def _external_inputs(nodes: list[Node]) -> list[Value]:
@@ -715,6 +798,11 @@ class CpuExecutable(PlanExecutable):
                 self._kernels[k] = sk
                 self.split.append(sk)
         self._pair()
+        for start, end, dense in _update_groups(self._kernels):
+            members = self._kernels[start:end]
+            self._kernels[start] = UpdateGroupKernel(members, dense)
+            for j in range(start + 1, end):
+                self._kernels[j] = _Done(plan.steps[j])
         self.lowered = True
         self._runner = None  # rebuilt over the new kernels
 

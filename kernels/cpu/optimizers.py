@@ -46,7 +46,8 @@ from numba.extending import intrinsic
 from graphflow.compiler.ir import Node
 from graphflow.framework.op_def import lookup
 
-__all__ = ["DENSE_OPS", "SCATTER_OPS", "SPARSE_OPS", "lower_apply", "subnormals_flushed"]
+__all__ = ["DENSE_OPS", "SCATTER_OPS", "SPARSE_OPS", "DenseKernel", "dense_kernel", "lower_apply",
+           "subnormals_flushed"]
 
 # The options of codegen.PRELUDE. fastmath stays off: it would allow FMA contraction
 # and reassociation, which change results by an ulp against the NumPy reference.
@@ -454,6 +455,44 @@ def _signature(table: dict, op_type: str, dtype: np.dtype, attrs: dict[str, Any]
     flags = tuple(bool(attrs.get(a, default)) for a, default in flag_attrs)
     return (kernel, names, len(op_def.ref_inputs), names.index(op_def.grad_input),
             dtype.type(1), flags)
+
+
+class DenseKernel:
+    """A dense update's compiled kernel and how its inputs map to the kernel's arguments
+    (for callers that check and convert the inputs themselves, e.g. once for several
+    updates sharing their hyperparameters).
+
+    Attributes:
+      kernel: ``kernel(refs..., grad, one, scalars..., flags...) -> bool`` on 1-D
+        C-contiguous arrays; False, having written nothing, when they overlap.
+      names: the op's input names; n_refs: how many lead as refs; grad_pos: the
+        gradient's position; scalars: the positions of the hyperparameters.
+      one: 1 in the dtype; flags: the bool attrs, in kernel order.
+    """
+
+    def __init__(self, op_type: str, dtype: np.dtype, attrs: dict[str, Any]) -> None:
+        (self.kernel, self.names, self.n_refs, self.grad_pos, self.one,
+         self.flags) = _signature(DENSE_OPS, op_type, dtype, attrs)
+        self.op_type = op_type
+        self.dtype = dtype
+        self.scalars = [i for i in range(len(self.names))
+                        if i >= self.n_refs and i != self.grad_pos]
+
+    def scalar(self, i: int, v: Any) -> Any:
+        """Input ``i`` (a hyperparameter) as a scalar of the dtype; ValueError if not one."""
+        return _scalar(self.op_type, self.names[i], v, self.dtype)
+
+    def gradient(self, v: Any) -> np.ndarray:
+        """The gradient input as a C-contiguous array of the dtype."""
+        return _contiguous(v, self.dtype)
+
+
+def dense_kernel(node: Node) -> DenseKernel | None:
+    """The :class:`DenseKernel` of a dense update node (float32/float64), else None."""
+    name = getattr(node.dtypes[0], "name", None) if node.dtypes else None
+    if node.type not in DENSE_OPS or name not in _FLOATS:
+        return None
+    return DenseKernel(node.type, np.dtype(name), dict(node.attrs))
 
 
 def _dense_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
