@@ -1617,7 +1617,8 @@ def sparse_softmax_xent(node: Any, args: list) -> list[np.ndarray]:
     backprop = buffers.empty((rows, k), x.dtype)
     # One compiled pass: a dozen NumPy calls (label range, fancy indexing, exp) cost
     # ~100 us here for the mlp's 256 x 10 logits.
-    _split(lambda lo, hi: _sparse_xent_rows(x2, lab, loss, backprop, lo, hi), rows,
+    one = x.dtype.type(1)  # the backprop unscaled (x * 1 is x, NaN included)
+    _split(lambda lo, hi: _sparse_xent_rows(x2, lab, one, loss, backprop, lo, hi), rows,
            16 * rows * k)
     return [loss.reshape(labels.shape), backprop.reshape(x.shape)]
 
@@ -1632,32 +1633,47 @@ def _labels_in(labels, k):
 
 
 @_jit
-def _sparse_xent_rows(x, labels, loss, backprop, lo, hi):
-    """Rows ``lo..hi`` (labels already checked): ``e = exp(x - max)``, ``s = sum(e)`` as
-    :func:`_softmax_rows`; ``loss = log(s) - (x - max)[label]`` (``-log_p[label]``) and
-    ``backprop = e / s`` less 1 at the label: one exp per element, where taking
-    ``exp(log_p)`` again cost a second (26 us for the mlp's 256 x 10)."""
+def _sparse_xent_rows(x, labels, scale, loss, backprop, lo, hi):
+    """Rows ``lo..hi``: ``e = exp(x - max)``, ``s = sum(e)`` as :func:`_softmax_rows`;
+    ``loss = log(s) - (x - max)[label]`` (``-log_p[label]``) and ``backprop = e / s``
+    less 1 at the label, times ``scale`` (1 for the op itself; the mean's gradient
+    scale for :func:`softmax_xent_mean`, rounded as the reference's separate product
+    rounds it): one exp per element, where taking ``exp(log_p)`` again cost a second
+    (26 us for the mlp's 256 x 10). Returns ``(sum of the losses, column sums of the
+    backprop)`` in float64 (the mean and the bias gradient of the fused op), the sum
+    -1.0 at a label out of range (the rows from there are not written)."""
     k = x.shape[1]
     xf, bf = x.reshape(-1), backprop.reshape(-1)
     uk = _U(k)
     tmp = np.empty(1, x.dtype)  # float64 -> dtype rounding through memory
+    total = 0.0
+    sums = np.zeros(k, np.float64)
     for r in range(lo, hi):
+        label = labels[r]
+        if label < 0 or label >= k:
+            return -1.0, sums
         base = _U(r * k)
         m = xf[base]
         for j in range(_U(1), uk):
             m = np.maximum(m, xf[base + j])
+        for j in range(uk):  # apart from the sum, which would keep it from vectorising
+            bf[base + j] = _exp(xf[base + j] - m)
         s = 0.0
         for j in range(uk):
-            e = _exp(xf[base + j] - m)
-            bf[base + j] = e
-            s += e
+            s += bf[base + j]
         tmp[0] = s
         sd = tmp[0]
-        at = base + _U(labels[r])
+        at = base + _U(label)
         loss[r] = np.log(sd) - (xf[at] - m)
+        total += loss[r]
         for j in range(uk):
             bf[base + j] = bf[base + j] / sd
         bf[at] -= 1
+        for j in range(uk):
+            v = bf[base + j] * scale
+            bf[base + j] = v
+            sums[j] += v
+    return total, sums
 
 
 def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
@@ -1666,8 +1682,7 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
     As the cross entropy kernels above, then ``upstream / count`` (computed as the
     reference does, in the logits' dtype) times the backprop in the same pass, and
     the mean of the loss accumulated in float64. Sparse labels take one compiled
-    call (:func:`_sparse_xent_mean_rows`): in a training step every Python-level
-    operation here costs microseconds, the caches being cold. Empty batches,
+    call (:func:`_sparse_xent_rows`, which also sums the columns). Empty batches,
     broadcast labels, bad labels and other unusual inputs run the reference.
 
     Args:
@@ -1686,7 +1701,9 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
     attrs = node.attrs
     k = x.shape[-1]
     rows = x.size // k
-    consts = (d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    # The count and scale as the replaced ops compute them, in the dtype (NumPy scalars).
+    count = np.maximum(d.type(rows) / d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    scale = up.reshape(-1)[0] / count
     if attrs["xent"] == "SparseSoftmaxCrossEntropyWithLogits":
         if labels.dtype.kind not in "iu" or labels.shape != x.shape[:-1]:
             return _reference(node, args)
@@ -1694,10 +1711,9 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
         x2 = np.ascontiguousarray(x).reshape(rows, k)
         lab = np.ascontiguousarray(labels).reshape(rows)
         g2 = g.reshape(rows, k)
-        u = up.reshape(1)
-        n = d.type(rows)
-        parts = _split(lambda lo, hi: _sparse_xent_mean_rows(x2, lab, u, n, *consts, g2, lo,
-                                                             hi), rows, 16 * rows * k)
+        loss = np.empty(rows, d)
+        parts = _split(lambda lo, hi: _sparse_xent_rows(x2, lab, scale, loss, g2, lo, hi),
+                       rows, 16 * rows * k)
         if any(total < 0 for total, _ in parts):  # a label out of range: its error
             return _reference(node, args)
         out = [np.array(sum(total for total, _ in parts) / rows, d), g]
@@ -1710,57 +1726,11 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
     if labels.dtype != d or labels.shape != x.shape:
         return _reference(node, args)
     loss, g = softmax_xent(node, [x, labels])
-    size = np.array(rows, np.dtype(attrs["size_dtype"]))
-    count = np.maximum(np.true_divide(size.astype(d), consts[0]), consts[1])
-    np.multiply(g, np.true_divide(up.reshape(()), count), out=g)
+    np.multiply(g, scale, out=g)
     out = [np.array(np.add.reduce(loss, axis=None, dtype=np.float64) / rows, d), g]
     if attrs["sum_axis"] is not None:
         out.append(np.add.reduce(g.reshape(rows, k), axis=0, dtype=np.float64).astype(d))
     return out
-
-
-@_jit
-def _sparse_xent_mean_rows(x, labels, up, n, divisor, floor, g, lo, hi):
-    """:func:`_sparse_xent_rows` for rows ``lo..hi`` of ``x`` (``n`` rows in all, in its
-    dtype), each backprop value then times ``up[0] / max(n / divisor, floor)`` (the mean
-    gradient's scale, rounded in the dtype as the reference's ops round it), the losses
-    summed in float64 (each rounded to the dtype first, as the reference's loss array
-    holds them), and the gradient's column sums in float64 (the bias gradient). Returns
-    ``(loss sum, column sums)``, the sum -1.0 (having stopped) at a label out of range."""
-    k = x.shape[1]
-    xf, gf = x.reshape(-1), g.reshape(-1)
-    uk = _U(k)
-    tmp = np.empty(1, x.dtype)  # float64 -> dtype rounding through memory
-    count = np.maximum(n / divisor, floor)
-    scale = up[0] / count
-    total = 0.0
-    sums = np.zeros(k, np.float64)
-    for r in range(lo, hi):
-        label = labels[r]
-        if label < 0 or label >= k:
-            return -1.0, sums
-        base = _U(r * k)
-        m = xf[base]
-        for j in range(_U(1), uk):
-            m = np.maximum(m, xf[base + j])
-        for j in range(uk):  # apart from the sum, which would keep it from vectorising
-            gf[base + j] = _exp(xf[base + j] - m)
-        s = 0.0
-        for j in range(uk):
-            s += gf[base + j]
-        tmp[0] = s
-        sd = tmp[0]
-        at = base + _U(label)
-        tmp[0] = np.log(sd) - (xf[at] - m)
-        total += tmp[0]
-        for j in range(uk):
-            gf[base + j] = gf[base + j] / sd
-        gf[at] -= 1
-        for j in range(uk):
-            v = gf[base + j] * scale
-            gf[base + j] = v
-            sums[j] += v
-    return total, sums
 
 
 # --- reductions ----------------------------------------------------------------------------
