@@ -46,6 +46,24 @@ def test_trace_records_each_kernel(backend, tmp_path, monkeypatch):
     assert json.loads(path.read_text()) == trace
 
 
+def test_a_kernel_running_several_steps_names_all_their_ops():
+    # The CPU backend runs an optimizer's updates as one step: a trace shows its time on
+    # the first update's step, with every update's op.
+    x, w, y = _model()
+    b = gf.Variable(np.zeros(3, np.float32), name="b")
+    loss = gf.reduce_mean(gf.square(gf.matmul(x, w) + b))
+    train = gf.train.AdamOptimizer(0.1).minimize(loss)
+    md = gf.RunMetadata()
+    with gf.Session(backend="cpu") as sess:
+        sess.run(gf.global_variables_initializer())
+        for _ in range(2):
+            sess.run(train, {x: np.ones((5, 4))}, options=TRACE, run_metadata=md)
+    updates = [s for s in md.step_stats if "ApplyAdam" in s.op_types]
+    assert len(updates) == 1 and updates[0].op_types == ["ApplyAdam", "ApplyAdam"]
+    assert sorted(updates[0].op_names) == ["Adam/update_b/ApplyAdam", "Adam/update_w/ApplyAdam"]
+    assert updates[0].compiled
+
+
 def test_profiled_compiled_view_is_coloured_by_time():
     x, w, y = _model()
     md = gf.RunMetadata()

@@ -495,7 +495,10 @@ def _step_stats(plan: Any, trace: list[Any]) -> list[Any]:
     index = {id(s): i for i, s in enumerate(plan.steps)}
     out = []
     for step, kernel, start, end in trace:
-        nodes = step.nodes
+        if getattr(kernel, "untraced", False):
+            continue  # a step an earlier kernel ran (with the next line's ops)
+        # A kernel running several steps' work at once names all their ops.
+        nodes = getattr(kernel, "traced_nodes", None) or step.nodes
         out.append(StepStats(index[id(step)], nodes[0].name if nodes else "",
                              [n.type for n in nodes], [n.name for n in nodes],
                              type(kernel).__name__ != "_CompiledKernel", start, end - start))

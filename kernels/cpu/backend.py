@@ -367,6 +367,8 @@ class UpdateGroupKernel:
         self.dense = dense
         self.step = members[0].step
         self.scalar_buffers = [members[0].arg_buffers[i] for i in dense.scalars]
+        # A trace shows the group's time on its first step, with every member's op.
+        self.traced_nodes = [m.node for m in members]
 
     def run(self, env: list[Any], state: RunState) -> None:
         dense = self.dense
@@ -861,6 +863,7 @@ class PairKernel:
         self.first, self.second = first, second
         self.step = first.step
         self.second_done = _Done(second.step)
+        self.traced_nodes = first.step.nodes + second.step.nodes
 
     def run(self, env: list[Any], state: RunState) -> None:
         from graphflow.kernels.cpu import threads
@@ -885,7 +888,11 @@ def _quiet(kernel: Any, env: list[Any], state: RunState) -> None:
 
 
 class _Done:
-    """The plan slot of a step its :class:`PairKernel` already ran."""
+    """The plan slot of a step a kernel in an earlier slot already ran (the second of a
+    :class:`PairKernel`, the later members of an :class:`UpdateGroupKernel`)."""
+
+    # Traces leave it out: the kernel that ran the step names its ops and has its time.
+    untraced = True
 
     def __init__(self, step: KernelStep) -> None:
         self.step = step

@@ -7,8 +7,9 @@
 Runs the workload's TF1 program on ``gf.Session()`` (the CPU backend), warms it up,
 times untraced steps, then traces ``--steps`` more with
 ``gf.RunOptions(trace_level=FULL_TRACE)`` and prints each plan step's median time,
-slowest first, with its ops. A pair of steps run side by side shows its time on
-the first. A diagnosis tool: ``run.py`` is where the comparisons live.
+slowest first, with its ops. Steps one kernel runs together (a pair side by
+side, an optimizer's updates) show as one row, on the first step, with all
+their ops. A diagnosis tool: ``run.py`` is where the comparisons live.
 """
 
 from __future__ import annotations
