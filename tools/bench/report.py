@@ -2,8 +2,11 @@
 
 Every time cell is ``time ratio``, where ratio = this framework's time /
 graphflow-cpu's time in the same row (so 0.50x means twice as fast as
-graphflow-cpu, 3.00x three times slower). A cell flagged ``!`` disagreed with
-NumPy's result (details are listed under the table).
+graphflow-cpu, 3.00x three times slower): for times sampled in turns, the
+median over rounds of the two samples' ratio in each round (robust to the
+machine's speed changing between rounds), else the ratio of the medians. A
+cell flagged ``!`` disagreed with NumPy's result (details are listed under the
+table).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ def _status(entry: dict | None) -> str | None:
 
 
 def time_row(label: str, cells: dict[str, dict | None], get: Callable[[dict], float | None],
-             frameworks: list[str]) -> str:
-    """One row of times with their ratio to graphflow-cpu's."""
+             frameworks: list[str],
+             ratio: Callable[[dict], float | None] = lambda e: None) -> str:
+    """One row of times with their ratio to graphflow-cpu's: ``ratio(entry)`` where it
+    gives one (the median of round-by-round ratios), else the ratio of the times."""
     base_entry = cells.get(BASELINE)
     base = get(base_entry) if base_entry and not _status(base_entry) else None
     out = [f"{label:<{LABEL_W}}"]
@@ -47,7 +52,10 @@ def time_row(label: str, cells: dict[str, dict | None], get: Callable[[dict], fl
         elif value is None:
             text = "n/a"
         else:
-            text = fmt_time(value) + (f" {value / base:.2f}x" if base else "")
+            r = ratio(entry) if base else None
+            if base and r is None:
+                r = value / base
+            text = fmt_time(value) + (f" {r:.2f}x" if r is not None else "")
             if not entry.get("agree", {}).get("ok", True):
                 text += "!"
         out.append(f"{text:>{CELL_W}}")
@@ -74,9 +82,10 @@ def table(results: dict, frameworks: list[str]) -> list[str]:
     """The table's lines for whatever workloads ``results`` holds."""
     lines = [header_row(frameworks)]
     med = lambda e: e.get("median_s")  # noqa: E731
+    paired = lambda e: e.get("paired_ratio")  # noqa: E731
     if "ew" in results:
         ew = results["ew"]
-        lines.append(time_row("ew", ew, med, frameworks))
+        lines.append(time_row("ew", ew, med, frameworks, paired))
         copy = ew.get("copy")
         if copy and not _status(copy):
             floor = copy["median_s"]
@@ -84,12 +93,13 @@ def table(results: dict, frameworks: list[str]) -> list[str]:
                                   lambda e: f"{e['median_s'] / floor:.2f}x floor", frameworks))
     for w, label in (("mlp", "mlp Adam step"), ("cnn", "cnn SGD step")):
         if w in results:
-            lines.append(time_row(label, results[w], med, frameworks))
+            lines.append(time_row(label, results[w], med, frameworks, paired))
     if "overhead" in results:
         oh = results["overhead"]
-        lines.append(time_row("overhead run", oh, med, frameworks))
+        lines.append(time_row("overhead run", oh, med, frameworks, paired))
         lines.append(time_row("overhead callable", oh,
-                              lambda e: (e.get("callable") or {}).get("median_s"), frameworks))
+                              lambda e: (e.get("callable") or {}).get("median_s"), frameworks,
+                              lambda e: (e.get("callable") or {}).get("paired_ratio")))
     if "first-run" in results:
         fr = results["first-run"]
         for phase in ("cold", "warm"):

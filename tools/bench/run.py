@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import selectors
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,6 +190,14 @@ def measure_times(workload: str, frameworks: list[str], args: argparse.Namespace
         number = e.pop("number")
         for name, n in number.items():
             stats = summarize(samples[fw, name], n)
+            stats["samples_s"] = samples[fw, name]
+            base = samples.get((BASELINE, name))
+            if base and fw != BASELINE:
+                # Round by round: both samples taken within a second of each other.
+                ratios = sorted(a / b for a, b in zip(samples[fw, name], base))
+                stats["paired_ratio"] = statistics.median(ratios)
+                stats["paired_ratio_quartiles"] = [ratios[len(ratios) // 4],
+                                                   ratios[(3 * len(ratios)) // 4]]
             if name == "step":
                 e.update(stats)
             else:
