@@ -839,3 +839,23 @@ def test_remapped_cross_entropy_mean_keeps_control_dependencies_on_the_loss():
             for _ in range(2):
                 s.run([*fetches, bump], fed)
             assert s.run(v) == 2.0
+
+
+def test_cross_entropy_mean_of_one_example_is_left_alone():
+    def one():
+        x, y = ph(shape=(5,), name="x"), gf.placeholder(gf.int32, [], name="y")
+        xent = gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+        loss = gf.reduce_mean(xent)
+        return [loss, gf.gradients(loss, x)[0]], [x, y]
+
+    fetch, feeds = build(one)
+    assert compiler.explain(fetch, feeds).report["remap"].details == {"fused": 0}
+    with gf.Graph().as_default():
+        (loss, grad), (x, y) = one()
+        xs, ys = np.linspace(-1, 1, 5).astype(np.float32), np.int32(3)
+        with gf.Session(backend="interpreter") as s:
+            want = s.run([loss, grad], {x: xs, y: ys})
+        with gf.Session(backend="cpu") as s:
+            got = s.run([loss, grad], {x: xs, y: ys})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6)

@@ -171,7 +171,7 @@ def _xent_means(program: Program, protected: set[int], repl: dict, dropped: set[
         if x.type not in _XENTS or x.id in protected or x.control_inputs or x.id in dropped:
             continue
         dims = x.shapes[0].values
-        if dims is None or (x.id, 0) in fetched:
+        if not dims or (x.id, 0) in fetched:  # (a rank-0 loss has no batch to average)
             continue
         loss_users = users.get((x.id, 0), [])
         by_type = {u.type: u for u in loss_users}
