@@ -393,8 +393,9 @@ class PlanExecutable:
         return ns["run"]
 
 
-# Ops whose reference hands its input on unchanged.
-_PASS_THROUGH = frozenset({"Identity", "StopGradient"})
+# Ops whose reference hands its input on unchanged (the runner reads a variable through
+# one inline; the CPU backend leaves a step of them to the reference, not a copy loop).
+PASS_THROUGH = frozenset({"Identity", "StopGradient"})
 
 
 def _pass_through(step: Any, kernel: Any) -> tuple | None:
@@ -404,7 +405,7 @@ def _pass_through(step: Any, kernel: Any) -> tuple | None:
         return None
     node = step.nodes[0]
     dims = node.shapes[0].values if node.shapes else None
-    if (node.type not in _PASS_THROUGH or len(step.in_buffers) != 1
+    if (node.type not in PASS_THROUGH or len(step.in_buffers) != 1
             or len(step.out_buffers) != 1 or dims is None or None in dims):
         return None
     return ((step.in_buffers[0], step.out_buffers[0]), node.dtypes[0].np, dims)

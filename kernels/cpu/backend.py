@@ -31,6 +31,7 @@ from graphflow.kernels.cpu import buffers, codegen
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime import fperr
 from graphflow.runtime.reference import (
+    PASS_THROUGH,
     NodeEval,
     PlanExecutable,
     RunState,
@@ -279,9 +280,6 @@ _FALLBACK = object()
 _ROWCOL = object()  # plan mode: the rows x cols kernel (codegen.rowcol_source)
 _LOWER_LOCK = threading.Lock()
 _SMALL = object()
-# Ops whose value is their input's: alone in a step (a variable read, typically) they
-# cost nothing in the reference and a full copy as a generated loop.
-_PASS_THROUGH = frozenset({"Identity", "StopGradient", "Snapshot"})
 
 
 class ApplyKernel:
@@ -913,6 +911,6 @@ def lower_step(step: KernelStep) -> list[str] | None:
     """The generated loop body of a step, or None when it runs the reference evaluation."""
     if step.is_writer or not step.outputs or not step.inputs:
         return None
-    if all(n.type in _PASS_THROUGH for n in step.nodes):
-        return None  # the reference hands the value on; a kernel would copy it
+    if all(n.type in PASS_THROUGH for n in step.nodes):
+        return None  # a variable read, typically: free in the reference, a copy as a loop
     return codegen.group_body(step.nodes, step.inputs, step.outputs)
