@@ -381,8 +381,7 @@ class UpdateGroupKernel:
             for m in self.members:  # the first raises, naming its op
                 m.run(env, state)
             return
-        kernel, n_refs, grad_pos = dense.kernel, dense.n_refs, dense.grad_pos
-        tail = (dense.one, *scalars, *dense.flags)
+        n_refs, grad_pos = dense.n_refs, dense.grad_pos
         owned = state.owned
         for m in self.members:
             buffers_ = m.arg_buffers
@@ -393,7 +392,7 @@ class UpdateGroupKernel:
             shape = refs[0].shape
             g = dense.gradient(g)
             if (g.shape != shape or any(r.shape != shape for r in refs)
-                    or not kernel(*[r.reshape(-1) for r in refs], g.reshape(-1), *tail)):
+                    or not dense.call(refs, g, scalars)):
                 m.run(env, state)
                 continue
             for b in m.out_buffers:

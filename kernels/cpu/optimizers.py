@@ -486,6 +486,12 @@ class DenseKernel:
         """The gradient input as a C-contiguous array of the dtype."""
         return _contiguous(v, self.dtype)
 
+    def call(self, refs: list[np.ndarray], grad: np.ndarray, scalars: list[Any]) -> bool:
+        """The kernel on the refs' storage, the gradient and the converted
+        hyperparameters, all checked; False, having written nothing, if arrays overlap."""
+        return self.kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), self.one,
+                           *scalars, *self.flags)
+
 
 def dense_kernel(node: Node) -> DenseKernel | None:
     """The :class:`DenseKernel` of a dense update node (float32/float64), else None."""
@@ -497,11 +503,9 @@ def dense_kernel(node: Node) -> DenseKernel | None:
 
 def _dense_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
                   ) -> Callable[[list], None]:
-    kernel, names, n_refs, grad_pos, one, flags = _signature(DENSE_OPS, op_type, dtype, attrs)
-    shaped = [i < n_refs or i == grad_pos for i in range(len(names))]  # else a scalar
-
-    def call(refs: list[np.ndarray], grad: np.ndarray, scalars: list[Any]) -> bool:
-        return kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), one, *scalars, *flags)
+    dk = DenseKernel(op_type, dtype, attrs)
+    names, n_refs = dk.names, dk.n_refs
+    shaped = [i < n_refs or i == dk.grad_pos for i in range(len(names))]  # else a scalar
 
     def update(values: list) -> None:
         _check_count(op_type, names, values)
@@ -515,11 +519,11 @@ def _dense_update(op_type: str, dtype: np.dtype, attrs: dict[str, Any],
                 if got != shape:
                     raise _shape_error(op_type, what, shape, got)
             else:
-                scalars.append(_scalar(op_type, what, v, dtype))
+                scalars.append(dk.scalar(i, v))
         refs = list(values[:n_refs])
-        grad = _contiguous(values[grad_pos], dtype)
-        if not call(refs, grad, scalars):
-            _run_private(refs, grad, lambda rs, g: call(rs, g, scalars))
+        grad = dk.gradient(values[dk.grad_pos])
+        if not dk.call(refs, grad, scalars):
+            _run_private(refs, grad, lambda rs, g: dk.call(rs, g, scalars))
 
     return update
 
