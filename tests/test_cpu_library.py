@@ -684,11 +684,14 @@ def test_small_products_keep_the_blas_threads_while_its_workers_spin(monkeypatch
     a, out = np.ones((8, 8), np.float32), np.empty((8, 8), np.float32)
     big = np.ones((256, 256), np.float32)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        # (Either window, by whether the BLAS runs on graphflow's pool.)
         monkeypatch.setattr(blas, "SPINNING_S", 60.0)
+        monkeypatch.setattr(blas, "_POOL_SPINNING_S", 60.0)
         blas.matmul(big, big, np.empty((256, 256), np.float32))  # its workers now spin
         blas.matmul(a, a, out)
         assert seen == [2, 2]
         monkeypatch.setattr(blas, "SPINNING_S", 0.0)  # long ago: they sleep, stay serial
+        monkeypatch.setattr(blas, "_POOL_SPINNING_S", 0.0)
         blas.matmul(a, a, out)
         assert seen == [2, 2, 1] and blas.threads() == 2
     np.testing.assert_array_equal(out, 8)

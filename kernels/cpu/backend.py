@@ -757,8 +757,9 @@ class CpuExecutable(PlanExecutable):
 
     def _lower(self) -> None:
         """Replaces each step's reference evaluation by its kernel, where one applies."""
-        from graphflow.kernels.cpu import library, optimizers, reduce
+        from graphflow.kernels.cpu import blas, library, optimizers, reduce
 
+        blas.use_pool()
         plan, fast_math, min_size = self.plan, self.fast_math, self.min_size
         fresh: set[int] = set()  # steps whose outputs are always new arrays
         for k, (step, ref) in enumerate(zip(plan.steps, self._kernels)):

@@ -14,6 +14,13 @@ beat splitting them over graphflow's threads (0.88 ms against 1.16 ms for
 256x784x512, measured before graphflow's pool spun between pieces, when each
 hand-off woke a sleeping core).
 
+An OpenBLAS that takes a threads callback (0.3.27 and later) runs its parallel
+work on graphflow's native pool instead (:func:`use_pool`): OpenBLAS's own workers
+then never run, so none is left spinning on a core that graphflow's next
+kernel, split over the same pool, needs (an Adam update split in two right after
+a product ran at the speed of one thread). The products' speed is OpenBLAS's
+own: the callback runs the same jobs, with the same partition, all at once.
+
 The BLAS is found through ``threadpoolctl``, which knows the symbol names of
 OpenBLAS, MKL and BLIS builds. An OpenBLAS with its own threads has its count read
 and set through its C functions directly: threadpoolctl's Python layers around them
@@ -24,6 +31,8 @@ but the first one that set a limit.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,13 +40,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SMALL", "matmul", "threads"]
+__all__ = ["SMALL", "matmul", "threads", "use_pool"]
 
 # Multiply-adds below which a product runs on one BLAS thread (~0.2 ms on one core).
 SMALL = 1 << 23
 # Seconds after a large (threaded) product during which small ones keep the BLAS's
 # threads: well inside OpenBLAS's spin before its workers sleep (2^28 cycles, ~0.1 s).
 SPINNING_S = 0.01
+
+# The same while the BLAS runs on graphflow's pool, whose workers spin for SPIN_US.
+_POOL_SPINNING_S = float(os.environ.get("GRAPHFLOW_SPIN_US", "200")) * 1e-6
 
 _lock = threading.Lock()
 # threadpoolctl's controllers of every BLAS loaded (None until looked up). More than
@@ -48,6 +60,14 @@ _controllers: list[tuple[Callable[[], int], Callable[[int], Any]]] | None = None
 _serial_calls = 0  # calls inside a serial section now (several threads may be in one)
 _saved: list[int] = []
 _last_large = [-1.0]  # time.perf_counter() when the last large product finished
+# The OpenBLAS libraries whose threads callback is graphflow's pool (their setters).
+_pooled: list[Callable[[Any], Any]] = []
+_pool_tried = [False]
+# The setter's names, by build: NumPy's and SciPy's wheels prefix and suffix them.
+_CALLBACK_SETTERS = ("scipy_openblas_set_threads_callback_function64_",
+                     "openblas_set_threads_callback_function64_",
+                     "scipy_openblas_set_threads_callback_function",
+                     "openblas_set_threads_callback_function")
 
 
 def _blas() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
@@ -74,6 +94,62 @@ def _count_functions(c: Any) -> tuple[Callable[[], int], Callable[[int], Any]]:
     return c.get_num_threads, c.set_num_threads
 
 
+def use_pool() -> bool:
+    """Makes every OpenBLAS with its own threads run its parallel work on graphflow's
+    native pool (:mod:`pool`), once per process; its thread count is capped at the
+    pool's. Not where the pool is unavailable, for an OpenBLAS without the callback,
+    or with ``GRAPHFLOW_BLAS_POOL=0``.
+
+    Returns:
+      Whether some BLAS now runs on the pool.
+    """
+    if _pool_tried[0]:
+        return bool(_pooled)
+    with _lock:
+        if _pool_tried[0]:
+            return bool(_pooled)
+        _pool_tried[0] = True
+        from graphflow.kernels.cpu import pool
+
+        if os.environ.get("GRAPHFLOW_BLAS_POOL", "1") == "0" or not pool.available():
+            return False
+        from threadpoolctl import ThreadpoolController
+
+        for c in ThreadpoolController().lib_controllers:
+            if (c.user_api != "blas" or c.internal_api != "openblas"
+                    or getattr(c, "threading_layer", None) != "pthreads"):
+                continue
+            try:
+                lib = ctypes.CDLL(c.filepath)
+            except OSError:
+                continue
+            setter = next((getattr(lib, n) for n in _CALLBACK_SETTERS if hasattr(lib, n)),
+                          None)
+            if setter is None:
+                continue
+            setter.argtypes, setter.restype = [ctypes.c_void_p], None
+            # A job of OpenBLAS's waits for its others: it must not start more jobs
+            # than the pool runs at once (the callback would start threads for them).
+            get, set_ = _count_functions(c)
+            if get() > pool.capacity():
+                set_(pool.capacity())
+            setter(pool.blas_callback())
+            _pooled.append(setter)
+    return bool(_pooled)
+
+
+def _reset_after_fork() -> None:
+    # The child has no pool threads: its OpenBLAS goes back to threads of its own.
+    for setter in _pooled:
+        setter(None)
+    _pooled.clear()
+    _pool_tried[0] = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def threads() -> int:
     """The most threads a loaded BLAS runs a large product on (1 when none is found)."""
     return max([get() for get, _ in _blas()], default=1)
@@ -92,7 +168,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
         _last_large[0] = time.perf_counter()
         return
-    if not _blas() or time.perf_counter() - _last_large[0] < SPINNING_S:
+    # On graphflow's pool the BLAS's workers are the pool's, which spin for less long.
+    spinning = _POOL_SPINNING_S if _pooled else SPINNING_S
+    if not _blas() or time.perf_counter() - _last_large[0] < spinning:
         np.matmul(a, b, out=out)
         return
     global _serial_calls, _saved

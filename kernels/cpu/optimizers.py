@@ -457,10 +457,21 @@ def _signature(table: dict, op_type: str, dtype: np.dtype, attrs: dict[str, Any]
             dtype.type(1), flags)
 
 
+# Elements from which a dense update is split over the native pool (pool.py): a
+# memory-bound pass of ~50 us on one core, where a section costs ~7 us. Splitting
+# only pays because OpenBLAS runs on the same pool (blas.use_pool): its own idle
+# workers spin for 0.1 s after every product, on the core the second half needs.
+SPLIT_MIN = 1 << 16
+
+
 class DenseKernel:
     """A dense update's compiled kernel and how its inputs map to the kernel's arguments
     (for callers that check and convert the inputs themselves, e.g. once for several
     updates sharing their hyperparameters).
+
+    A large update is split into a piece per core on the native pool (see
+    :data:`SPLIT_MIN`): the same loop over consecutive ranges, each element computed
+    exactly as in one call.
 
     Attributes:
       kernel: ``kernel(refs..., grad, one, scalars..., flags...) -> bool`` on 1-D
@@ -477,6 +488,8 @@ class DenseKernel:
         self.dtype = dtype
         self.scalars = [i for i in range(len(self.names))
                         if i >= self.n_refs and i != self.grad_pos]
+        self._entry: int | None = None  # the ranged native entry, once built
+        self._split: bool | None = None  # whether to split (None: not decided yet)
 
     def scalar(self, i: int, v: Any) -> Any:
         """Input ``i`` (a hyperparameter) as a scalar of the dtype; ValueError if not one."""
@@ -489,8 +502,49 @@ class DenseKernel:
     def call(self, refs: list[np.ndarray], grad: np.ndarray, scalars: list[Any]) -> bool:
         """The kernel on the refs' storage, the gradient and the converted
         hyperparameters, all checked; False, having written nothing, if arrays overlap."""
+        if grad.size >= SPLIT_MIN and self._splits():
+            return self._call_split([r.reshape(-1) for r in refs] + [grad.reshape(-1)],
+                                    scalars)
         return self.kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), self.one,
                            *scalars, *self.flags)
+
+    def _splits(self) -> bool:
+        if self._split is None:
+            from graphflow.kernels.cpu import blas, entries, pool
+
+            # Only beside a BLAS on the pool: else its spinning workers hold the cores.
+            self._split = pool.available() and blas.use_pool()
+            if self._split:
+                kind = self.dtype.name
+                self._entry = entries.entry(
+                    [self.dtype] * (self.n_refs + 1),
+                    [kind] * (1 + len(self.scalars)) + ["bool"] * len(self.flags),
+                    module=__name__, name=self.kernel.__name__, returns=True, ranged=True)
+        return self._split
+
+    def _call_split(self, arrays: list[np.ndarray], scalars: list[Any]) -> bool:
+        from graphflow.kernels.cpu import pool
+
+        n = arrays[0].shape[0]
+        k = len(arrays)
+        parts = pool.capacity()
+        numbers = 1 + len(scalars) + len(self.flags)
+        blocks = np.empty((parts, 2 * k + numbers + 3), np.int64)
+        head = blocks[0]
+        for j, a in enumerate(arrays):
+            head[2 * j] = a.ctypes.data
+            head[2 * j + 1] = a.shape[0]
+        at = 2 * k
+        head.view(np.float64)[at:at + 1 + len(scalars)] = [self.one, *scalars]
+        head[at + 1 + len(scalars):at + numbers] = self.flags
+        blocks[1:] = head
+        # Ranges of whole cache lines, so no two pieces write to one line.
+        step = (-(-n // parts) + 15) // 16 * 16
+        lo = np.minimum(np.arange(parts, dtype=np.int64) * step, n)
+        blocks[:, at + numbers] = lo
+        blocks[:, at + numbers + 1] = np.minimum(lo + step, n)
+        pool.run_table(self._entry, blocks)
+        return bool(blocks[:, -1].all())
 
 
 def dense_kernel(node: Node) -> DenseKernel | None:

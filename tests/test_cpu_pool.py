@@ -1,0 +1,201 @@
+"""The native pool (kernels/cpu/pool.py), its Numba entries (entries.py), OpenBLAS's
+work on it (blas.use_pool) and the dense updates split over it (optimizers)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+from graphflow.kernels.cpu import blas, entries, optimizers, pool
+
+pytestmark = pytest.mark.skipif(not pool.available(),
+                                reason="the native pool needs Linux on x86-64/AArch64 and "
+                                       "two threads")
+
+# A job adding its tag to every element of its slice (an entry over a generated body).
+_ADD = """from numba import njit
+
+@njit(cache=True, nogil=True)
+def kernel(out, tag):
+    for i in range(out.shape[0]):
+        out[i] += tag
+"""
+
+
+@pytest.fixture(scope="module")
+def add_entry() -> int:
+    return entries.entry([np.int64], ["int64"], body=_ADD)
+
+
+def _section(fn: int, counts: np.ndarray, tags: list[int]) -> None:
+    # Job i adds tags[i] to counts[i] (a one-element slice).
+    blocks = np.zeros((len(tags), 4), np.int64)
+    for i, t in enumerate(tags):
+        blocks[i] = [counts.ctypes.data + 8 * i, 1, t, 0]
+    pool.run_table(fn, blocks)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 50])
+def test_every_job_runs_exactly_once(add_entry, n):
+    counts = np.zeros(max(n, 1), np.int64)
+    _section(add_entry, counts, [i + 1 for i in range(n)])
+    np.testing.assert_array_equal(counts[:n], np.arange(1, n + 1))
+
+
+def test_jobs_and_blocks_through_the_jobs_list(add_entry):
+    a, b = np.zeros(5, np.int64), np.zeros(3, np.int64)
+    jobs = pool.Jobs()
+    jobs.add(add_entry, entries.Block(3).array(a).number(4).words)
+    jobs.add(add_entry, entries.Block(3).array(b).number(-2).words)
+    assert len(jobs) == 2
+    pool.run(jobs)
+    np.testing.assert_array_equal(a, 4)
+    np.testing.assert_array_equal(b, -2)
+
+
+def test_sections_from_several_threads_all_finish(add_entry):
+    # A caller that finds the pool busy runs its jobs itself: nothing is lost.
+    counts = [np.zeros(6, np.int64) for _ in range(4)]
+
+    def caller(k: int) -> None:
+        for _ in range(200):
+            _section(add_entry, counts[k], [1] * 6)
+
+    ts = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not any(t.is_alive() for t in ts)
+    for c in counts:
+        np.testing.assert_array_equal(c, 200)
+
+
+def test_a_private_pool_stops_and_its_workers_end(add_entry):
+    p = pool._Pool(2)
+    counts = np.zeros(3, np.int64)
+    blocks = np.array([[counts.ctypes.data + 8 * i, 1, 5, 0] for i in range(3)], np.int64)
+    table = np.empty(6, np.int64)
+    table[0::2] = add_entry
+    table[1::2] = [blocks.ctypes.data + 32 * i for i in range(3)]
+    assert p.run(table, 3)
+    p.stop()
+    assert not any(t.is_alive() for t in p.threads)
+    np.testing.assert_array_equal(counts, 5)
+
+
+# --- OpenBLAS on the pool ------------------------------------------------------------------
+def _in_thread(fn, timeout: float = 120.0):
+    """``fn()`` on a thread, failing (instead of hanging) if it does not return."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "the call did not return: jobs that wait for each other hung"
+    return out[0]
+
+
+def _without_callback(fn):
+    for setter in blas._pooled:
+        setter(None)
+    try:
+        return fn()
+    finally:
+        for setter in blas._pooled:
+            setter(pool.blas_callback())
+
+
+needs_callback = pytest.mark.skipif(not blas.use_pool(),
+                                    reason="NumPy's BLAS takes no threads callback")
+
+
+@needs_callback
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_threaded_products_on_the_pool_are_openblas_own(dtype, ta, tb):
+    rng = np.random.default_rng(3)
+    m, k, n = 300, 257, 190
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    a, b = (a.T if ta else a), (b.T if tb else b)
+    with threadpoolctl.threadpool_limits(pool.capacity(), user_api="blas"):
+        own = _without_callback(lambda: a @ b)
+        got = _in_thread(lambda: a @ b)
+    np.testing.assert_array_equal(got, own)  # the same jobs, the same partition
+
+
+@needs_callback
+def test_more_blas_jobs_than_pool_threads_run_on_threads_of_their_own():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((400, 300))
+    b = rng.standard_normal((300, 350))
+    with threadpoolctl.threadpool_limits(pool.capacity() + 2, user_api="blas"):
+        own = _without_callback(lambda: a @ b)
+        got = _in_thread(lambda: a @ b)
+    np.testing.assert_array_equal(got, own)
+
+
+def _child_product(q) -> None:
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        a = np.ones((300, 300))
+        q.put(float((a @ a).sum()))
+
+
+@needs_callback
+def test_a_forked_child_multiplies_without_the_parents_pool():
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_product, args=(q,))
+    p.start()
+    p.join(120)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive and p.exitcode == 0
+    assert q.get(timeout=10) == 300.0 ** 3
+
+
+# --- dense updates split over the pool -----------------------------------------------------
+def _adam_inputs(n: int, dtype, seed: int) -> tuple[list[np.ndarray], list]:
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(n).astype(dtype) for _ in range(4)]
+    arrays[2] = np.abs(arrays[2])
+    if n > 10:
+        arrays[3][:3] = [np.nan, np.inf, -1e30]
+    scalars = [dtype(x) for x in (0.9 ** 3, 0.999 ** 3, 1e-3, 0.9, 0.999, 1e-8)]
+    return arrays, scalars
+
+
+@needs_callback
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [-1, 0, 17, 40001])
+def test_a_split_update_equals_one_call(dtype, extra):
+    dk = optimizers.DenseKernel("ApplyAdam", np.dtype(dtype), {})
+    arrays, scalars = _adam_inputs(optimizers.SPLIT_MIN + extra, dtype, extra + 5)
+    expect = [a.copy() for a in arrays]
+    with optimizers.subnormals_flushed():
+        assert optimizers._adam(*expect, dtype(1), *scalars, False)
+    assert dk.call(arrays[:3], arrays[3], scalars)
+    assert dk._split is (None if extra < 0 else True)  # decided at the first large call
+    for got, want in zip(arrays, expect):
+        np.testing.assert_array_equal(got, want)
+
+
+@needs_callback
+def test_a_split_update_of_overlapping_arrays_writes_nothing():
+    dk = optimizers.DenseKernel("ApplyAdam", np.dtype(np.float32), {})
+    n = optimizers.SPLIT_MIN * 2
+    arrays, scalars = _adam_inputs(2 * n, np.float32, 9)
+    buf = arrays[0]
+    # The first moment starts 10 elements before the variable's end: each piece's own
+    # slices are disjoint, but the last piece's variable is the first piece's moment.
+    var, m = buf[:n], buf[n - 10:2 * n - 10]
+    v, grad = np.abs(arrays[1][:n]), arrays[2][:n]
+    before = [x.copy() for x in (buf, v, grad)]
+    assert not dk.call([var, m, v], grad, scalars)
+    for got, want in zip((buf, v, grad), before):
+        np.testing.assert_array_equal(got, want)
