@@ -16,13 +16,15 @@ spin on a sequence word for :data:`threads.SPIN_US`, then keep checking it
 between ``sched_yield`` calls for :data:`YIELD_US` (as OpenBLAS's own workers
 do), then sleep on it with ``futex``. A section is one compiled call too: the
 caller publishes the job list, wakes sleepers if there are any, claims jobs like
-any worker (a compare-and-swap on a counter that carries the section's
-generation, so a late worker cannot claim from a finished section), and waits for
-every job to finish. Jobs are claimed, not assigned: when a worker is slow to
-wake, the caller runs its share. One section runs at a time; a second caller
-meanwhile runs its jobs itself, in order, except OpenBLAS's, whose jobs wait for
-each other: that call waits for the pool. So a job must never call into a BLAS
-that runs on the pool.
+any worker (a compare-and-swap on a word that carries the section's generation, so
+a late worker cannot claim from a finished section), and waits for every job to
+finish. Jobs are claimed, not assigned: when a worker is slow to wake, the caller
+runs its share. The caller claims from the front of the list and the workers from
+the back, so with a job per thread the split is the same every time (each core
+updates the same half of a variable every step). One section runs at a time; a
+second caller meanwhile runs its jobs itself, in order, except OpenBLAS's, whose
+jobs wait for each other: that call waits for the pool. So a job must never call
+into a BLAS that runs on the pool.
 
 Linux on x86-64 and AArch64 only (``futex``); elsewhere :func:`available` is False
 and callers keep their other paths.
@@ -48,6 +50,7 @@ __all__ = ["Jobs", "available", "blas_callback", "capacity", "run", "run_table"]
 _NEXT, _SEQ, _DONE, _SLEEPERS, _COUNT, _JOBS, _SPINS, _CAPACITY, _YIELD, _STOP, _BUSY = (
     0, 8, 16, 24, 32, 33, 34, 35, 36, 40, 48)
 _WORDS = 56
+_MAX_JOBS = 1 << 24  # the claim word's job counters are 24 bits wide
 
 _ARCH = platform.machine().lower()
 # (futex, sched_yield) system call numbers.
@@ -95,22 +98,35 @@ declare i32 @gf_pthread_join(i64, i8**)
 
 @gf_pool_block = global i64* null
 
-define private void @claim_jobs(i64* %w) {{
+; The claim word: generation (bits 48-63), jobs claimed from the back (24-47) and
+; from the front (0-23). The section's caller claims from the front, workers from
+; the back: with a job per thread, job 0 runs on the caller and job k on a worker
+; whatever their timing, so consecutive sections split alike (OpenBLAS's job 0
+; computes the first rows of a product; the epilogue's first piece reads them
+; from the same core's cache).
+define private void @claim_jobs(i64* %w, i1 %back) {{
 entry:
 {word("nextp", _NEXT)}{word("countp", _COUNT)}{word("jobsp", _JOBS)}{word("donep", _DONE)}\
   br label %claim
 claim:
   %v = load atomic i64, i64* %nextp seq_cst, align 8
-  %idx = and i64 %v, 4294967295
+  %f = and i64 %v, 16777215
+  %vb = lshr i64 %v, 24
+  %b = and i64 %vb, 16777215
   %n = load atomic i64, i64* %countp seq_cst, align 8
-  %more = icmp ult i64 %idx, %n
+  %taken = add i64 %f, %b
+  %more = icmp ult i64 %taken, %n
   br i1 %more, label %try, label %out
 try:
-  %v1 = add i64 %v, 1
+  %step = select i1 %back, i64 16777216, i64 1
+  %v1 = add i64 %v, %step
   %r = cmpxchg i64* %nextp, i64 %v, i64 %v1 seq_cst seq_cst
   %ok = extractvalue {{ i64, i1 }} %r, 1
   br i1 %ok, label %run, label %claim
 run:
+  %last = sub i64 %n, 1
+  %fromback = sub i64 %last, %b
+  %idx = select i1 %back, i64 %fromback, i64 %f
   %jobs.i = load atomic i64, i64* %jobsp seq_cst, align 8
   %jobs = inttoptr i64 %jobs.i to i64*
 {call_job("%jobs", "%idx", "c")}\
@@ -182,7 +198,7 @@ go:
   %quit = icmp ne i64 %stop, 0
   br i1 %quit, label %exit, label %work
 work:
-  call void @claim_jobs(i64* %w)
+  call void @claim_jobs(i64* %w, i1 true)
   br label %idle
 exit:
   ret void
@@ -232,9 +248,9 @@ post:
   store atomic i64 %n, i64* %countp seq_cst, align 8
   store atomic i64 0, i64* %donep seq_cst, align 8
   %v = load atomic i64, i64* %nextp seq_cst, align 8
-  %gen = lshr i64 %v, 32
+  %gen = lshr i64 %v, 48
   %gen1 = add i64 %gen, 1
-  %nv = shl i64 %gen1, 32
+  %nv = shl i64 %gen1, 48
   store atomic i64 %nv, i64* %nextp seq_cst, align 8
   %old = atomicrmw add i32* %seqp, i32 1 seq_cst
   %sl = load atomic i64, i64* %sleepp seq_cst, align 8
@@ -245,7 +261,7 @@ wake:
 i32 2147483647, i8* null)
   br label %mine
 mine:
-  call void @claim_jobs(i64* %w)
+  call void @claim_jobs(i64* %w, i1 false)
   br label %wait.done
 wait.done:
   %c = load atomic i64, i64* %donep seq_cst, align 8
@@ -489,6 +505,8 @@ class _Pool:
         return int(self.block[_CAPACITY])
 
     def run(self, jobs: np.ndarray, n: int) -> bool:
+        if n >= _MAX_JOBS:
+            raise ValueError(f"a section takes fewer than {_MAX_JOBS} jobs, got {n}")
         return bool(self._run(self.address, jobs.ctypes.data, n))
 
     def stop(self) -> None:
