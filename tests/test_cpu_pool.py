@@ -199,3 +199,29 @@ def test_a_split_update_of_overlapping_arrays_writes_nothing():
     assert not dk.call([var, m, v], grad, scalars)
     for got, want in zip((buf, v, grad), before):
         np.testing.assert_array_equal(got, want)
+
+
+@needs_callback
+def test_threaded_products_from_several_threads_at_once_are_all_right():
+    # OpenBLAS gives each job of a call scratch by job number: calls through the pool
+    # must not overlap (each waits for the pool), or they would share it.
+    rng = np.random.default_rng(7)
+    pairs = [(rng.standard_normal((200, 300)), rng.standard_normal((300, 250)))
+             for _ in range(4)]
+    with threadpoolctl.threadpool_limits(pool.capacity(), user_api="blas"):
+        expect = _without_callback(lambda: [a @ b for a, b in pairs])
+        bad: list[int] = []
+
+        def caller(k: int) -> None:
+            a, b = pairs[k]
+            for _ in range(30):
+                if not np.array_equal(a @ b, expect[k]):
+                    bad.append(k)
+
+        ts = [threading.Thread(target=caller, args=(k,), daemon=True) for k in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        assert not any(t.is_alive() for t in ts)
+    assert bad == []
