@@ -200,8 +200,8 @@ class _Source:
             if self.qin[j]:
                 self.emit(1, f"y{j} = q{j}[0]")
 
-    def fold(self, ind: int, idx: str, acc: str) -> None:
-        """The prologue at element ``idx`` of S, folded into ``acc``."""
+    def compute(self, ind: int, idx: str) -> None:
+        """The prologue at element ``idx`` of S, its outputs stored."""
         g = self.g
         for j in g.p_inputs:
             if not self.pin[j]:
@@ -210,8 +210,12 @@ class _Source:
             self.emit(ind, line)
         for k in self.po:
             self.emit(ind, f"o{k}[{idx}] = {g.outputs[k][1]}")
+
+    def fold(self, ind: int, idx: str, acc: str) -> None:
+        """The prologue at element ``idx`` of S, folded into ``acc``."""
+        self.compute(ind, idx)
         self.emit(ind, f"c = {acc}")
-        self.emit(ind, f"{acc} = {_update(g.op, 'c', g.red_var)}")
+        self.emit(ind, f"{acc} = {_update(self.g.op, 'c', self.g.red_var)}")
 
     def finish(self, ind: int, acc: str, idx: str) -> None:
         """The epilogue of reduced element ``idx`` from accumulator ``acc``."""
@@ -256,16 +260,31 @@ class _Source:
         return "\n".join(self.lines) + "\n"
 
     def cols(self) -> str:
-        """[K0, R, K1 > 1]: each of the R rows added into K1 accumulators (contiguous)."""
+        """[K0, R, K1 > 1]: each of the R rows added into K1 accumulators (contiguous).
+
+        When the value reduced is also stored (a bias gradient: the relu-masked
+        gradient is kept for the weight gradient's product), each row is computed and
+        stored in one loop and added from the stored row in a second: the two loops
+        vectorise where the one, storing into two arrays of different widths, did not
+        (a 256x512 select + column sum 28 us against 42-48, the same sums bit for bit).
+        """
         emit = self.emit
+        g = self.g
         self.header(["K0", "R", "K1"])
+        stored = next((k for k in self.po if g.outputs[k][1] == g.red_var), None)
         emit(1, f"acc = np.empty(K1, np.{self.acc_np})")
         emit(1, "for i0 in range(K0):")
         emit(2, "for i2 in range(K1):")
         emit(3, f"acc[i2] = {self.init}")
         emit(2, "for i1 in range(R):")
         emit(3, "for i2 in range(K1):")
-        self.fold(4, "i0, i1, i2", "acc[i2]")
+        if stored is None:
+            self.fold(4, "i0, i1, i2", "acc[i2]")
+        else:
+            self.compute(4, "i0, i1, i2")
+            emit(3, "for i2 in range(K1):")
+            emit(4, "c = acc[i2]")
+            emit(4, f"acc[i2] = {_update(g.op, 'c', f'o{stored}[i0, i1, i2]')}")
         emit(2, "for i2 in range(K1):")
         self.finish(3, "acc[i2]", "i0, i2")
         return "\n".join(self.lines) + "\n"
