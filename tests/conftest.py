@@ -61,3 +61,16 @@ def assert_same(actual, expected, rtol=1e-6, atol=0.0):
         np.testing.assert_array_equal(actual, expected)
     else:
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def run_threads(target, arg_sets, timeout=60.0):
+    """Runs ``target(*args)`` on a thread per ``args`` at once; fails (instead of hanging)
+    if any has not returned within ``timeout`` seconds."""
+    import threading
+
+    ts = [threading.Thread(target=target, args=args, daemon=True) for args in arg_sets]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in ts), "a thread did not return"

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 import threadpoolctl
+from conftest import run_threads
 
 from graphflow.kernels.cpu import blas, entries, optimizers, pool
 
@@ -65,12 +66,7 @@ def test_sections_from_several_threads_all_finish(add_entry):
         for _ in range(200):
             _section(add_entry, counts[k], [1] * 6)
 
-    ts = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    assert not any(t.is_alive() for t in ts)
+    run_threads(caller, [(k,) for k in range(4)])
     for c in counts:
         np.testing.assert_array_equal(c, 200)
 
@@ -218,10 +214,5 @@ def test_threaded_products_from_several_threads_at_once_are_all_right():
                 if not np.array_equal(a @ b, expect[k]):
                     bad.append(k)
 
-        ts = [threading.Thread(target=caller, args=(k,), daemon=True) for k in range(4)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(120)
-        assert not any(t.is_alive() for t in ts)
+        run_threads(caller, [(k,) for k in range(4)], timeout=120)
     assert bad == []

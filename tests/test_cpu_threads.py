@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import run_threads
 
 from graphflow.kernels.cpu import spin, threads
 
@@ -60,12 +61,7 @@ def test_sections_from_many_threads_and_nested_sections_all_finish():
             got.append(threads.run_parallel([(nested, (k,)), (lambda: k, ())]))
         results[k] = got
 
-    ts = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    assert not any(t.is_alive() for t in ts)
+    run_threads(caller, [(k,) for k in range(4)])
     assert results == {k: [[3 * k, k]] * 50 for k in range(4)}
 
 

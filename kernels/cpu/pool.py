@@ -78,6 +78,38 @@ def _module(futex: int, sched_yield: int, x86: bool) -> str:
     def word(name: str, at: int) -> str:
         return f"  %{name} = getelementptr i64, i64* %w, i64 {at}\n"
 
+    def counted(label: str, start: str, end: str, body: str, done: str) -> str:
+        # for (%{label} = start; < end; ++) body, with the counter in the alloca %i;
+        # then branches to ``done``.
+        return f"""  store i64 {start}, i64* %i, align 8
+  br label %{label}.loop
+{label}.loop:
+  %{label} = load i64, i64* %i, align 8
+  %{label}.more = icmp slt i64 %{label}, {end}
+  br i1 %{label}.more, label %{label}.body, label %{done}
+{label}.body:
+{body}  %{label}.next = add i64 %{label}, 1
+  store i64 %{label}.next, i64* %i, align 8
+  br label %{label}.loop
+"""
+
+    def posted(tag: str, otherwise: str, then: str = "go") -> str:
+        # To ``then`` if the sequence word moved past the worker's last seen value.
+        return f"""  %s.{tag} = load atomic i32, i32* %seqp seq_cst, align 4
+  %cur.{tag} = load i32, i32* %seen, align 4
+  %moved.{tag} = icmp ne i32 %s.{tag}, %cur.{tag}
+  br i1 %moved.{tag}, label %{then}, label %{otherwise}
+"""
+
+    def spun(tag: str, again: str, enough: str) -> str:
+        # One more spin counted in %i: back to ``again`` until %spins, then ``enough``.
+        return f"""  %iv.{tag} = load i64, i64* %i, align 8
+  %iv1.{tag} = add i64 %iv.{tag}, 1
+  store i64 %iv1.{tag}, i64* %i, align 8
+  %more.{tag} = icmp slt i64 %iv1.{tag}, %spins
+  br i1 %more.{tag}, label %{again}, label %{enough}
+"""
+
     def call_job(table: str, index: str, tag: str) -> str:
         # Calls job ``index`` of a table of (function, block) address pairs.
         return f"""  %k.{tag} = shl i64 {index}, 1
@@ -89,6 +121,40 @@ def _module(futex: int, sched_yield: int, x86: bool) -> str:
   %f.{tag} = inttoptr i64 %f.i.{tag} to void (i64*)*
   %a.{tag} = inttoptr i64 %a.i.{tag} to i64*
   call void %f.{tag}(i64* %a.{tag})
+"""
+
+    # Loop bodies of the OpenBLAS callback (below).
+    fill = """  %b0 = shl i64 %f, 2
+  %q0 = getelementptr i64, i64* %blk, i64 %b0
+  store i64 %dojob.i, i64* %q0, align 8
+  %b1 = add i64 %b0, 1
+  %q1 = getelementptr i64, i64* %blk, i64 %b1
+  store i64 %f, i64* %q1, align 8
+  %off = mul i64 %f, %elsize
+  %dj = add i64 %data.i, %off
+  %b2 = add i64 %b0, 2
+  %q2 = getelementptr i64, i64* %blk, i64 %b2
+  store i64 %dj, i64* %q2, align 8
+  %b3 = add i64 %b0, 3
+  %q3 = getelementptr i64, i64* %blk, i64 %b3
+  store i64 %dd, i64* %q3, align 8
+  %t0 = shl i64 %f, 1
+  %r0 = getelementptr i64, i64* %jobs, i64 %t0
+  store i64 %job.i, i64* %r0, align 8
+  %t1 = add i64 %t0, 1
+  %r1 = getelementptr i64, i64* %jobs, i64 %t1
+  %q0.i = ptrtoint i64* %q0 to i64
+  store i64 %q0.i, i64* %r1, align 8
+"""
+    spawn = """  %sb = shl i64 %s, 2
+  %sq = getelementptr i64, i64* %blk, i64 %sb
+  %sa = bitcast i64* %sq to i8*
+  %tid = getelementptr i64, i64* %table, i64 %s
+  %cr = call i32 @gf_pthread_create(i64* %tid, i8* null, i8* (i8*)* @blas_thread, i8* %sa)
+"""
+    join = """  %ut = getelementptr i64, i64* %table, i64 %u
+  %tv = load i64, i64* %ut, align 8
+  %jr = call i32 @gf_pthread_join(i64 %tv, i8** null)
 """
 
     return f"""{decl}declare i64 @llvm.readcyclecounter()
@@ -153,21 +219,11 @@ idle:
   store i64 %now0, i64* %t0, align 8
   br label %spin
 spin:
-  %s = load atomic i32, i32* %seqp seq_cst, align 4
-  %cur = load i32, i32* %seen, align 4
-  %changed = icmp ne i32 %s, %cur
-  br i1 %changed, label %go, label %spin.next
+{posted("s", "spin.next")}\
 spin.next:
-{pause}  %iv = load i64, i64* %i, align 8
-  %iv1 = add i64 %iv, 1
-  store i64 %iv1, i64* %i, align 8
-  %more = icmp slt i64 %iv1, %spins
-  br i1 %more, label %spin, label %yield
+{pause}{spun("w", "spin", "yield")}\
 yield:
-  %s4 = load atomic i32, i32* %seqp seq_cst, align 4
-  %cur4 = load i32, i32* %seen, align 4
-  %ch4 = icmp ne i32 %s4, %cur4
-  br i1 %ch4, label %go, label %yield.next
+{posted("y", "yield.next")}\
 yield.next:
   %yr = call i64 (i64, ...) @gf_syscall(i64 {sched_yield})
   %now = call i64 @llvm.readcyclecounter()
@@ -180,13 +236,10 @@ sleep:
   %a1 = atomicrmw add i64* %sleepp, i64 1 seq_cst
   br label %sleep.loop
 sleep.loop:
-  %s2 = load atomic i32, i32* %seqp seq_cst, align 4
-  %cur2 = load i32, i32* %seen, align 4
-  %ch2 = icmp ne i32 %s2, %cur2
-  br i1 %ch2, label %woke, label %futex
+{posted("z", "futex", "woke")}\
 futex:
   %fr = call i64 (i64, ...) @gf_syscall(i64 {futex}, i32* %seqp, i32 {_FUTEX_WAIT}, \
-i32 %cur2, i8* null)
+i32 %cur.z, i8* null)
   br label %sleep.loop
 woke:
   %a2 = atomicrmw sub i64* %sleepp, i64 1 seq_cst
@@ -220,7 +273,6 @@ entry:
   %seqp = bitcast i64* %seqw to i32*
   %spins = load i64, i64* %spinsp, align 8
   %i = alloca i64, align 8
-  store i64 0, i64* %i, align 8
   br label %acquire
 acquire:
   %r = cmpxchg i64* %busyp, i64 0, i64 1 seq_cst seq_cst
@@ -232,14 +284,7 @@ busy.wait:
 {pause}  %yr0 = call i64 (i64, ...) @gf_syscall(i64 {sched_yield})
   br label %acquire
 inline:
-  %j = load i64, i64* %i, align 8
-  %jmore = icmp slt i64 %j, %n
-  br i1 %jmore, label %inline.call, label %inline.done
-inline.call:
-{call_job("%jobs", "%j", "i")}\
-  %j1 = add i64 %j, 1
-  store i64 %j1, i64* %i, align 8
-  br label %inline
+{counted("j", "0", "%n", call_job("%jobs", "%j", "i"), "inline.done")}\
 inline.done:
   ret i64 0
 post:
@@ -262,17 +307,14 @@ i32 2147483647, i8* null)
   br label %mine
 mine:
   call void @claim_jobs(i64* %w, i1 false)
+  store i64 0, i64* %i, align 8
   br label %wait.done
 wait.done:
   %c = load atomic i64, i64* %donep seq_cst, align 8
   %all = icmp sge i64 %c, %n
   br i1 %all, label %done, label %wait.next
 wait.next:
-{pause}  %iv = load i64, i64* %i, align 8
-  %iv1 = add i64 %iv, 1
-  store i64 %iv1, i64* %i, align 8
-  %long = icmp sgt i64 %iv1, %spins
-  br i1 %long, label %yield, label %wait.done
+{pause}{spun("c", "wait.done", "yield")}\
 yield:
   %yr = call i64 (i64, ...) @gf_syscall(i64 {sched_yield})
   br label %wait.done
@@ -349,37 +391,7 @@ entry:
   %pairs = shl i64 %n, 1
   %jobs = alloca i64, i64 %pairs, align 8
   %i = alloca i64, align 8
-  store i64 0, i64* %i, align 8
-  br label %fill
-fill:
-  %j = load i64, i64* %i, align 8
-  %more = icmp slt i64 %j, %n
-  br i1 %more, label %fill.one, label %filled
-fill.one:
-  %b0 = shl i64 %j, 2
-  %q0 = getelementptr i64, i64* %blk, i64 %b0
-  store i64 %dojob.i, i64* %q0, align 8
-  %b1 = add i64 %b0, 1
-  %q1 = getelementptr i64, i64* %blk, i64 %b1
-  store i64 %j, i64* %q1, align 8
-  %off = mul i64 %j, %elsize
-  %dj = add i64 %data.i, %off
-  %b2 = add i64 %b0, 2
-  %q2 = getelementptr i64, i64* %blk, i64 %b2
-  store i64 %dj, i64* %q2, align 8
-  %b3 = add i64 %b0, 3
-  %q3 = getelementptr i64, i64* %blk, i64 %b3
-  store i64 %dd, i64* %q3, align 8
-  %t0 = shl i64 %j, 1
-  %r0 = getelementptr i64, i64* %jobs, i64 %t0
-  store i64 %job.i, i64* %r0, align 8
-  %t1 = add i64 %t0, 1
-  %r1 = getelementptr i64, i64* %jobs, i64 %t1
-  %q0.i = ptrtoint i64* %q0 to i64
-  store i64 %q0.i, i64* %r1, align 8
-  %j1 = add i64 %j, 1
-  store i64 %j1, i64* %i, align 8
-  br label %fill
+{counted("f", "0", "%n", fill, "filled")}\
 filled:
   %none = icmp eq i64* %w, null
   br i1 %none, label %threads, label %has.pool
@@ -392,37 +404,10 @@ pool:
   %r = call i64 @section(i64* %w, i64* %jobs, i64 %n, i1 true)
   ret void
 threads:
-  %tids = bitcast i64* %table to i64*
-  store i64 1, i64* %i, align 8
-  br label %spawn
-spawn:
-  %s = load i64, i64* %i, align 8
-  %smore = icmp slt i64 %s, %n
-  br i1 %smore, label %spawn.one, label %spawned
-spawn.one:
-  %sb = shl i64 %s, 2
-  %sq = getelementptr i64, i64* %blk, i64 %sb
-  %sa = bitcast i64* %sq to i8*
-  %tid = getelementptr i64, i64* %tids, i64 %s
-  %cr = call i32 @gf_pthread_create(i64* %tid, i8* null, i8* (i8*)* @blas_thread, i8* %sa)
-  %s1 = add i64 %s, 1
-  store i64 %s1, i64* %i, align 8
-  br label %spawn
+{counted("s", "1", "%n", spawn, "spawned")}\
 spawned:
   call void @gf_blas_job(i64* %blk)
-  store i64 1, i64* %i, align 8
-  br label %join
-join:
-  %u = load i64, i64* %i, align 8
-  %umore = icmp slt i64 %u, %n
-  br i1 %umore, label %join.one, label %joined
-join.one:
-  %ut = getelementptr i64, i64* %tids, i64 %u
-  %tv = load i64, i64* %ut, align 8
-  %jr = call i32 @gf_pthread_join(i64 %tv, i8** null)
-  %u1 = add i64 %u, 1
-  store i64 %u1, i64* %i, align 8
-  br label %join
+{counted("u", "1", "%n", join, "joined")}\
 joined:
   ret void
 }}
