@@ -47,13 +47,11 @@ def test_every_job_runs_exactly_once(add_entry, n):
     np.testing.assert_array_equal(counts[:n], np.arange(1, n + 1))
 
 
-def test_jobs_and_blocks_through_the_jobs_list(add_entry):
+def test_each_job_reads_its_own_block(add_entry):
     a, b = np.zeros(5, np.int64), np.zeros(3, np.int64)
-    jobs = pool.Jobs()
-    jobs.add(add_entry, entries.Block(3).array(a).number(4).words)
-    jobs.add(add_entry, entries.Block(3).array(b).number(-2).words)
-    assert len(jobs) == 2
-    pool.run(jobs)
+    blocks = np.array([[a.ctypes.data, a.size, 4, 0], [b.ctypes.data, b.size, -2, 0]],
+                      np.int64)
+    pool.run_table(add_entry, blocks)
     np.testing.assert_array_equal(a, 4)
     np.testing.assert_array_equal(b, -2)
 

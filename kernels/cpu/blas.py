@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from graphflow.kernels.cpu import threads as threads_
+
 __all__ = ["SMALL", "matmul", "threads", "use_pool"]
 
 # Multiply-adds below which a product runs on one BLAS thread (~0.2 ms on one core).
@@ -49,7 +51,7 @@ SMALL = 1 << 23
 SPINNING_S = 0.01
 
 # The same while the BLAS runs on graphflow's pool, whose workers spin for SPIN_US.
-_POOL_SPINNING_S = float(os.environ.get("GRAPHFLOW_SPIN_US", "200")) * 1e-6
+_POOL_SPINNING_S = threads_.SPIN_US * 1e-6
 
 _lock = threading.Lock()
 # threadpoolctl's controllers of every BLAS loaded (None until looked up). More than

@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 
 from graphflow.kernels.cpu import cache
 
-__all__ = ["Block", "entry"]
+__all__ = ["entry"]
 
 
 @intrinsic
@@ -128,40 +128,3 @@ def entry(arrays: Sequence[Any], scalars: Sequence[str], *, module: str = "",
     fn = cache.load_kernel(source, "entry:" + ",".join(arrays) + ":" + ",".join(scalars)
                            + (":ranged" if ranged else ""))
     return fn.address
-
-
-class Block:
-    """An entry's argument block being filled: arrays, then scalars, then the result."""
-
-    def __init__(self, size: int) -> None:
-        self.words = np.zeros(size + 1, np.int64)
-        self._floats = self.words.view(np.float64)
-        self._at = 0
-
-    def array(self, a: np.ndarray) -> Block:
-        """Adds a 1-D C-contiguous array (its address and length)."""
-        self.words[self._at] = a.ctypes.data
-        self.words[self._at + 1] = a.shape[0]
-        self._at += 2
-        return self
-
-    def pointer(self, address: int, length: int) -> Block:
-        """Adds an array by its data address and length."""
-        self.words[self._at] = address
-        self.words[self._at + 1] = length
-        self._at += 2
-        return self
-
-    def number(self, v: Any) -> Block:
-        """Adds a scalar: a float (stored as float64 bits), or an int or bool."""
-        if isinstance(v, (float, np.floating)):
-            self._floats[self._at] = v
-        else:
-            self.words[self._at] = int(v)
-        self._at += 1
-        return self
-
-    @property
-    def result(self) -> int:
-        """The value the entry stored in the result slot."""
-        return int(self.words[-1])

@@ -510,10 +510,10 @@ class DenseKernel:
 
     def _splits(self) -> bool:
         if self._split is None:
-            from graphflow.kernels.cpu import blas, entries, pool
+            from graphflow.kernels.cpu import blas, entries
 
             # Only beside a BLAS on the pool: else its spinning workers hold the cores.
-            self._split = pool.available() and blas.use_pool()
+            self._split = blas.use_pool()
             if self._split:
                 kind = self.dtype.name
                 self._entry = entries.entry(

@@ -4,9 +4,8 @@
 the GIL, and when the caller holds it (it usually does, between kernel calls) the
 worker sleeps on the GIL's futex until the caller lets go, which costs an idle
 vCPU's wake-up. On the 2-vCPU VMs this was measured on, a parallel section of two
-empty jobs cost 45-114 us there, against 7 us here: too much to split a 100 us
-loop, and enough that a matrix product split over that pool lost to OpenBLAS's
-own threads.
+empty jobs cost 45-114 us there, against 7-9 us here: too much to split a 100 us
+loop.
 
 Here a job is a native function ``void f(int64 *args)`` and its argument block
 (a Numba ``cfunc``, see :mod:`entries`; a piece of an OpenBLAS call, see
@@ -44,7 +43,7 @@ import numpy as np
 
 from graphflow.kernels.cpu import spin, threads
 
-__all__ = ["Jobs", "available", "blas_callback", "capacity", "run", "run_table"]
+__all__ = ["available", "blas_callback", "capacity", "run_table"]
 
 # Word offsets (int64) in the pool's control block; each on its own cache line.
 _NEXT, _SEQ, _DONE, _SLEEPERS, _COUNT, _JOBS, _SPINS, _CAPACITY, _YIELD, _STOP, _BUSY = (
@@ -531,47 +530,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-class Jobs:
-    """A section's job list: ``(native function, argument block)`` pairs.
-
-    The argument blocks are int64 arrays the jobs read (and may write); the list
-    keeps them alive until the section has run.
-    """
-
-    def __init__(self) -> None:
-        self.pairs: list[int] = []
-        self.blocks: list[np.ndarray] = []
-
-    def add(self, fn: int, block: np.ndarray) -> None:
-        """Adds the job ``fn(block)``.
-
-        Args:
-          fn: the address of a ``void f(int64 *)``.
-          block: its argument block, a C-contiguous int64 array.
-        """
-        self.blocks.append(block)
-        self.pairs += [fn, block.ctypes.data]
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-
-def run(jobs: Jobs) -> None:
-    """Runs a section: every job once, on the pool's workers and the caller, and returns
-    when all have finished. Raises RuntimeError when :func:`available` is False.
-
-    Args:
-      jobs: the section's jobs (native: they cannot raise).
-    """
-    if not available():
-        raise RuntimeError("graphflow's native pool needs Linux on x86-64 or AArch64 and "
-                           "more than one thread")
-    table = np.array(jobs.pairs, np.int64)
-    _get().run(table, len(jobs))
-
-
 def run_table(fn: int, blocks: np.ndarray) -> None:
-    """Runs a section of one job per row of ``blocks``: ``fn(row)`` for each.
+    """Runs a section of one job per row of ``blocks``: ``fn(row)`` for each, on the
+    pool's workers and the caller; returns when all have finished. Only where
+    :func:`available` is True.
 
     Args:
       fn: the address of a ``void f(int64 *)``.
