@@ -104,7 +104,8 @@ def _without_callback(fn):
 
 
 needs_callback = pytest.mark.skipif(not blas.use_pool(),
-                                    reason="NumPy's BLAS takes no threads callback")
+                                    reason="OpenBLAS does not run on the pool here (no threads "
+                                           "callback, or GRAPHFLOW_BLAS_POOL=0)")
 
 
 @needs_callback
