@@ -124,6 +124,42 @@ def test_row_column_broadcast_loops_match(shapes):
         list(fk._fns) for fk in exe.fused]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_loops_with_narrow_outputs_store_them_in_a_second_pass(dtype):
+    # A bias + relu whose mask is fetched too (bool beside float), a comparison of an
+    # input and a logical op of both: the bool outputs take a second loop per row.
+    rng = np.random.default_rng(11)
+    x = gf.placeholder(dtype, [None, 40])
+    b = gf.placeholder(dtype, [40])
+    a = gf.nn.relu(x + b)
+    mask = gf.greater(a, 0.0)
+    less = gf.less(x, b)
+    both = gf.logical_and(mask, less)
+    xs = rng.standard_normal((30, 40)).astype(dtype)
+    xs[0, :3] = [np.nan, np.inf, -np.inf]
+    bs = rng.standard_normal(40).astype(dtype)
+    got, want, exe = run_both([a, mask, less, both], {x: xs, b: bs})
+    assert_match(got, want)
+    sources = [codegen_source for fk in exe.fused for codegen_source in _rowcol_sources(fk)]
+    assert any(src.count("for j in range(cols)") == 2 for src in sources), sources
+    # The narrow output needs an exp the wide one does not store: one loop.
+    s = x + b
+    got, want, exe = run_both([s, gf.greater(gf.exp(s), 1.0)], {x: xs, b: bs})
+    assert_match(got, want)
+    sources = [src for fk in exe.fused for src in _rowcol_sources(fk)]
+    assert sources and all(src.count("for j in range(cols)") == 1 for src in sources)
+    assert all(src.count("for j in range(cols)") == 1
+               for fk in exe.fused for src in _rowcol_sources(fk))
+
+
+def _rowcol_sources(fk) -> list[str]:
+    from graphflow.kernels.cpu import codegen
+
+    widths = [d.itemsize for d in fk.out_dtypes]
+    return [codegen.rowcol_source(fk.body, key[1], len(fk.out_buffers), fk.fast_math, widths)
+            for key in fk._fns if key[0] == "rc"]
+
+
 def test_small_loops_run_numpy_without_compiling(monkeypatch):
     monkeypatch.setattr(backend, "JIT_MIN_SIZE", 100)
     x = gf.placeholder(gf.float64, [None])

@@ -132,7 +132,8 @@ class FusedKernel:
         key = ("rc", kinds, dtypes)
         fn = self._fns.get(key)
         if fn is None:
-            src = codegen.rowcol_source(self.body, kinds, len(self.out_buffers), self.fast_math)
+            src = codegen.rowcol_source(self.body, kinds, len(self.out_buffers), self.fast_math,
+                                        [d.itemsize for d in self.out_dtypes])
             fn = self._fns[key] = self._cache.load_kernel(src, f"rc{kinds}:{dtypes}")
         return fn
 
