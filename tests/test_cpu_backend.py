@@ -160,6 +160,20 @@ def _rowcol_sources(fk) -> list[str]:
             for key in fk._fns if key[0] == "rc"]
 
 
+@pytest.mark.parametrize("fast_math", [True, False])
+def test_loop_weight_counts_transcendental_calls_in_both_maths(fast_math):
+    from graphflow.kernels.cpu import codegen
+
+    x = gf.placeholder(gf.float32, [None])
+    y = gf.tanh(x) * gf.sigmoid(x) + x / 3.0
+    with gf.Session(backend="cpu", fast_math=fast_math) as s:
+        s.run(y, {x: np.ones(5, np.float32)})
+        exe = next(iter(s._cache.values()))
+    (fk,) = exe.fused
+    # 1 + 5 per call (tanh, sigmoid) + 1 per division.
+    assert codegen.body_weight(fk.body) == 12, fk.body
+
+
 def test_small_loops_run_numpy_without_compiling(monkeypatch):
     monkeypatch.setattr(backend, "JIT_MIN_SIZE", 100)
     x = gf.placeholder(gf.float64, [None])

@@ -421,5 +421,4 @@ def body_weight(body: list[str]) -> int:
     Each transcendental call counts 5, each division or square root 1.
     """
     text = "\n".join(body)
-    return 1 + 5 * sum(text.count(f + "(") for f in _HEAVY) + text.count("/") + text.count(
-        "np.sqrt(")
+    return 1 + 5 * len(_HEAVY_CALL.findall(text)) + text.count("/") + text.count("np.sqrt(")
