@@ -17,48 +17,51 @@ pytestmark = pytest.mark.skipif(not pool.available(),
                                 reason="the native pool needs Linux on x86-64/AArch64 and "
                                        "two threads")
 
-# A job adding its tag to every element of its slice (an entry over a generated body).
-_ADD = """from numba import njit
-
-@njit(cache=True, nogil=True)
-def kernel(out, tag):
-    for i in range(out.shape[0]):
-        out[i] += tag
-"""
+# A job adding its tag to every element of its slice: the gradient descent update
+# ``var -= alpha * delta`` with delta ones and alpha minus the tag.
+_ONES = np.ones(64)
 
 
 @pytest.fixture(scope="module")
 def add_entry() -> int:
-    return entries.entry([np.int64], ["int64"], body=_ADD)
+    return entries.entry([np.float64, np.float64], ["float64", "float64"],
+                         module=optimizers.__name__, name="_gradient_descent", returns=True)
 
 
-def _section(fn: int, counts: np.ndarray, tags: list[int]) -> None:
+def _blocks(slices: list[tuple[np.ndarray, int, float]]) -> np.ndarray:
+    """A block per ``(array, first element, tag)``: the tag added to that element on."""
+    blocks = np.zeros((len(slices), 7), np.int64)
+    for row, (a, at, tag) in zip(blocks, slices):
+        row[:4] = [a.ctypes.data + 8 * at, a.size - at, _ONES.ctypes.data, a.size - at]
+        row[4:6].view(np.float64)[:] = [1.0, -tag]
+    return blocks
+
+
+def _section(fn: int, counts: np.ndarray, tags: list[float]) -> None:
     # Job i adds tags[i] to counts[i] (a one-element slice).
-    blocks = np.zeros((len(tags), 4), np.int64)
-    for i, t in enumerate(tags):
-        blocks[i] = [counts.ctypes.data + 8 * i, 1, t, 0]
+    blocks = _blocks([(counts, i, t) for i, t in enumerate(tags)])
+    blocks[:, 1] = blocks[:, 3] = 1
     pool.run_table(fn, blocks)
+    assert (blocks[:, -1] == 1).all()  # each job ran its update, none found an overlap
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 50])
 def test_every_job_runs_exactly_once(add_entry, n):
-    counts = np.zeros(max(n, 1), np.int64)
+    counts = np.zeros(max(n, 1))
     _section(add_entry, counts, [i + 1 for i in range(n)])
     np.testing.assert_array_equal(counts[:n], np.arange(1, n + 1))
 
 
 def test_each_job_reads_its_own_block(add_entry):
-    a, b = np.zeros(5, np.int64), np.zeros(3, np.int64)
-    blocks = np.array([[a.ctypes.data, a.size, 4, 0], [b.ctypes.data, b.size, -2, 0]],
-                      np.int64)
-    pool.run_table(add_entry, blocks)
+    a, b = np.zeros(5), np.zeros(3)
+    pool.run_table(add_entry, _blocks([(a, 0, 4.0), (b, 0, -2.0)]))
     np.testing.assert_array_equal(a, 4)
     np.testing.assert_array_equal(b, -2)
 
 
 def test_sections_from_several_threads_all_finish(add_entry):
     # A caller that finds the pool busy runs its jobs itself: nothing is lost.
-    counts = [np.zeros(6, np.int64) for _ in range(4)]
+    counts = [np.zeros(6) for _ in range(4)]
 
     def caller(k: int) -> None:
         for _ in range(200):
@@ -71,11 +74,12 @@ def test_sections_from_several_threads_all_finish(add_entry):
 
 def test_a_private_pool_stops_and_its_workers_end(add_entry):
     p = pool._Pool(2)
-    counts = np.zeros(3, np.int64)
-    blocks = np.array([[counts.ctypes.data + 8 * i, 1, 5, 0] for i in range(3)], np.int64)
+    counts = np.zeros(3)
+    blocks = _blocks([(counts, i, 5.0) for i in range(3)])
+    blocks[:, 1] = blocks[:, 3] = 1
     table = np.empty(6, np.int64)
     table[0::2] = add_entry
-    table[1::2] = [blocks.ctypes.data + 32 * i for i in range(3)]
+    table[1::2] = [blocks.ctypes.data + 8 * blocks.shape[1] * i for i in range(3)]
     assert p.run(table, 3)
     p.stop()
     assert not any(t.is_alive() for t in p.threads)

@@ -47,17 +47,14 @@ def float_bits(typingctx: Any, bits: Any) -> Any:
 _FLOAT_KINDS = ("float32", "float64")
 
 
-def _source(body_import: str, body_def: str, arrays: Sequence[str], scalars: Sequence[str],
+def _source(module: str, name: str, arrays: Sequence[str], scalars: Sequence[str],
             returns: bool, ranged: bool) -> str:
     lines = ["from numba import carray, cfunc, types",
              "import numpy as np",
              "from graphflow.kernels.cpu.entries import float_bits, voidptr"]
     if ranged:
         lines.append("from graphflow.kernels.cpu.optimizers import _disjoint, _span")
-    if body_import:
-        lines.append(body_import)
-    if body_def:
-        lines += ["", body_def.rstrip("\n")]
+    lines.append(f"from {module} import {name} as _body")
     lines += ["", "",
               '@cfunc(types.void(types.CPointer(types.int64)), cache=True, nogil=True, '
               'error_model="numpy")',
@@ -92,20 +89,15 @@ def _source(body_import: str, body_def: str, arrays: Sequence[str], scalars: Seq
     return "\n".join(lines) + "\n"
 
 
-def entry(arrays: Sequence[Any], scalars: Sequence[str], *, module: str = "",
-          name: str = "", body: str = "", returns: bool = False, ranged: bool = False) -> int:
-    """The address of a native entry calling a Numba kernel.
-
-    The kernel is either ``module.name`` (an importable ``njit`` function) or
-    ``body``, the source of a module defining ``kernel`` (a generated loop, see
-    :mod:`codegen`), embedded in the entry's module.
+def entry(arrays: Sequence[Any], scalars: Sequence[str], *, module: str, name: str,
+          returns: bool = False, ranged: bool = False) -> int:
+    """The address of a native entry calling the Numba kernel ``module.name``.
 
     Args:
       arrays: the dtypes of the kernel's leading array arguments (1-D, C-contiguous).
       scalars: the kinds of the scalar arguments after them: "float32", "float64",
         "int64" or "bool".
-      module, name: where the kernel is defined.
-      body: a kernel module's source, instead of module and name.
+      module, name: where the kernel (an importable ``njit`` function) is defined.
       returns: whether the kernel returns a bool to store in the result slot.
       ranged: the block ends with ``lo, hi`` (before the result slot): the kernel
         gets elements ``[lo, hi)`` of each array, and only when the whole arrays do not
@@ -116,15 +108,7 @@ def entry(arrays: Sequence[Any], scalars: Sequence[str], *, module: str = "",
       The address of ``void f(int64 *block)`` (see the module doc for the block).
     """
     arrays = [np.dtype(a).name for a in arrays]
-    if body:
-        # The generated module's kernel, renamed: the entry module defines its own.
-        head, sep, tail = body.partition("def kernel(")
-        if not sep:
-            raise ValueError("entry: body defines no kernel")
-        source = _source("", head + "def _body(" + tail, arrays, scalars, returns, ranged)
-    else:
-        source = _source(f"from {module} import {name} as _body", "", arrays, scalars, returns,
-                         ranged)
+    source = _source(module, name, arrays, scalars, returns, ranged)
     fn = cache.load_kernel(source, "entry:" + ",".join(arrays) + ":" + ",".join(scalars)
                            + (":ranged" if ranged else ""))
     return fn.address
