@@ -958,19 +958,27 @@ def matmul(node: Any, args: list) -> list[np.ndarray]:
     a, b = args
     if not _is_float(a, b) or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
         return _reference(node, args)
-    if node.attrs.get("transpose_a"):
+    attrs = node.attrs
+    if attrs.get("transpose_a"):
         a = a.T  # a view: BLAS reads the transpose in place
-    if node.attrs.get("transpose_b"):
+    if attrs.get("transpose_b"):
         b = b.T
     (m, k), (k2, n) = a.shape, b.shape
     if k != k2:
         return _reference(node, args)
     out = buffers.empty((m, n), a.dtype)
+    work = m * k * n
+    # _split's test first: the BLAS's thread count is only read for a product it would
+    # split, and one it would not goes straight to the BLAS (this runs right after the
+    # previous product, on caches it evicted: every line of Python here costs).
+    if work < 2 * _GRAIN or _THREADS < 2 or m < 2 or not _gemm_work(work):
+        blas.matmul(a, b, out)
+        return [out]
 
     def rows(lo: int, hi: int) -> None:
         blas.matmul(a[lo:hi], b, out[lo:hi])
 
-    _split(rows, m, _gemm_work(m * k * n))
+    _split(rows, m, work)
     return [out]
 
 
