@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from graphflow.compiler.plan import KernelStep, Plan
 from graphflow.framework import errors
 from graphflow.framework.op_def import REDUCTION
 from graphflow.kernels.cpu import buffers, codegen
+from graphflow.kernels.cpu.memo import Memo
 from graphflow.ops.state_ops import VarRef
 from graphflow.runtime import fperr
 from graphflow.runtime.reference import (
@@ -82,6 +84,11 @@ class FusedKernel:
         self.in_buffers = list(step.in_buffers)
         self.out_buffers = list(step.out_buffers)
         self.weight = codegen.body_weight(body)
+        # The last compiled call, repeated while its inputs match (see memo.py); only
+        # where the executable set memo_ok: its outputs are then never held elsewhere.
+        self.memo_ok = False
+        self._memo: Memo | None = None
+        self._reads_handles = False  # whether inputs include variable handles
         # Inputs whose buffers hold the plan's constants (``fixed``) never change, so the
         # per-run dispatch key leaves them out; None: every input is keyed.
         # The key is one flat tuple built by a generated function: a list comprehension
@@ -143,11 +150,20 @@ class FusedKernel:
 
     def run(self, env: list[Any], state: RunState) -> None:
         args = [env[b] for b in self.in_buffers]
+        memo = self._memo
+        if memo is not None:
+            if self._reads_handles:
+                args = read_inputs(env, self.in_buffers, self.in_users)
+            if memo.run(args):
+                for b, o in zip(self.out_buffers, memo.outs):
+                    env[b] = o
+                return None
         try:
             key = self._key(args)
         except AttributeError:  # a variable handle (or a Python value): read it
             args = read_inputs(env, self.in_buffers, self.in_users)
             key = self._key(args)
+            self._reads_handles = True
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._dispatch(args)
@@ -185,6 +201,48 @@ class FusedKernel:
                 self._cache.call_kernel(fn, kargs)
         for b, o in zip(self.out_buffers, outs):
             env[b] = o
+        if self.memo_ok and fn is not None and Memo.applies(args):
+            self._memo = Memo(args, outs, *self._bind(plan, args))
+
+    def _bind(self, plan: tuple, args: list[np.ndarray]) -> tuple[Callable, Callable]:
+        """``(prepare, call)`` of a compiled plan for inputs shaped like ``args``, as
+        :class:`memo.Memo` takes them: the arguments and the calls :meth:`run` makes."""
+        fn, shape, flat, chunks = plan
+        cache_, threads_ = self._cache, self._threads
+        if flat is _ROWCOL:
+            scales, cols = chunks
+            rows = math.prod(shape) // cols
+            if rows * cols * self.weight >= PARALLEL_MIN_SIZE and rows > 1:
+                splits = threads_.split(rows)
+
+                def prepare(args: list, outs: list) -> list:
+                    return [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
+
+                def call(kargs: list) -> None:
+                    threads_.run_scaled_chunks(fn, kargs, splits, scales, (cols,))
+            else:
+                def prepare(args: list, outs: list) -> list:
+                    return [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs] + [
+                        cols]
+
+                def call(kargs: list) -> None:
+                    cache_.call_kernel(fn, kargs)
+            return prepare, call
+        if flat:
+            def prepare(args: list, outs: list) -> list:
+                return [a.reshape(-1) for a in args] + [o.reshape(-1) for o in outs]
+        else:
+            def prepare(args: list, outs: list) -> list:
+                return [np.broadcast_to(a, shape) for a in args] + outs
+        if chunks:
+            whole = [flat and a.size == 1 for a in args]
+
+            def call(kargs: list) -> None:
+                threads_.run_chunks(fn, kargs, chunks, whole)
+        else:
+            def call(kargs: list) -> None:
+                cache_.call_kernel(fn, kargs)
+        return prepare, call
 
     def _make_small(self) -> Any:
         """The small-loop path as one Python function ``f(args, env, state)`` storing the
@@ -507,6 +565,15 @@ class AnchorKernel:
             self.epilogue_stores = [out_at[(v[0].id, v[1])] for v in outs]
             self.local_size = len(ins) + len(outs)
         self.has_epilogue = bool(epilogue)
+        # The last product and epilogue, repeated while their inputs match (see memo.py);
+        # only for a MatMul, where the executable set memo_ok.
+        from graphflow.kernels.cpu import library
+
+        self._matmul = lib is library.matmul
+        self.memo_ok = False
+        self._memo: Memo | None = None
+        self._memo_sources: list[int] = []  # env buffers of the epilogue's other inputs
+        self._memo_stores: list[tuple[int, int]] = []  # (env buffer, memo output)
         # (library fn, bias buffer or None, relu, store buffer): an epilogue the library
         # kernel applies as it stores its result (see _store_epilogue).
         self.store_epilogue = _store_epilogue(anchor, epilogue, where, self.anchor_stores,
@@ -520,6 +587,13 @@ class AnchorKernel:
             if isinstance(v, VarRef):
                 v = v.read(_user_op(self.anchor))
             args.append(v)
+        memo = self._memo
+        if memo is not None:
+            if memo.run(args + [env[src] for src in self._memo_sources]):
+                outs = memo.outs
+                for b, k in self._memo_stores:
+                    env[b] = outs[k]
+                return
         if self.store_epilogue is not None:
             fn, bias_at, relu, store = self.store_epilogue
             bias = None
@@ -538,6 +612,8 @@ class AnchorKernel:
         for i, b in self.anchor_stores:
             env[b] = results[i]
         if not self.has_epilogue:
+            if self.memo_ok and self._matmul:
+                self._remember(args, results[0], [])
             return
         local: list[Any] = [None] * self.local_size
         for j, (from_anchor, src) in enumerate(self.sources):
@@ -546,6 +622,59 @@ class AnchorKernel:
         n_in = len(self.sources)
         for k, b in enumerate(self.epilogue_stores):
             env[b] = local[n_in + k]
+        if self.memo_ok and self._matmul:
+            self._remember(args, results[0], local)
+
+    def _remember(self, args: list[Any], product: np.ndarray, local: list[Any]) -> None:
+        """Makes the :class:`memo.Memo` of a product and its compiled epilogue, which
+        just ran on ``args`` into ``product`` and ``local`` (the epilogue's values):
+        one call repeating both (:meth:`CpuExecutable._enable_memos`)."""
+        from graphflow.kernels.cpu import library
+
+        operands = library.matmul_operands(self.anchor, *args)
+        if operands is None or type(product) is not np.ndarray:
+            return
+        self_sources = self.sources if self.has_epilogue else []
+        sources = [src for from_anchor, src in self_sources if not from_anchor]
+        n_in = len(self_sources)
+        if self.has_epilogue:
+            epi = getattr(self.epilogue, "_memo", None)
+            if epi is None or any(o is not v for o, v in zip(epi.outs, local[n_in:])):
+                return  # the epilogue's last run was not its compiled loop
+            e_outs, e_prepare, e_call = epi.outs, epi.prepare, epi.call
+        else:
+            e_outs, e_prepare, e_call = [], None, None
+        inputs = list(args) + [local[j] for j, (from_anchor, _) in enumerate(self_sources)
+                               if not from_anchor]
+        if not Memo.applies(inputs):
+            return
+        ta = bool(self.anchor.attrs.get("transpose_a"))
+        tb = bool(self.anchor.attrs.get("transpose_b"))
+        env_at = {}
+        for j, (from_anchor, _) in enumerate(self_sources):
+            if not from_anchor:
+                env_at[j] = len(env_at)
+        places = [None if from_anchor else 2 + env_at[j]
+                  for j, (from_anchor, _) in enumerate(self_sources)]
+        matmul_into = library.matmul_into
+
+        def prepare(ins: list[np.ndarray], outs: list[np.ndarray]) -> tuple:
+            a, b, c = ins[0], ins[1], outs[0]
+            e_args = None
+            if e_prepare is not None:
+                e_args = e_prepare([c if p is None else ins[p] for p in places], outs[1:])
+            return (a.T if ta else a, b.T if tb else b, c, e_args)
+
+        def call(bound: tuple) -> None:
+            matmul_into(bound[0], bound[1], bound[2])
+            if e_call is not None:
+                e_call(bound[3])
+
+        self._memo = Memo(inputs, [product] + list(e_outs), prepare, call)
+        self._memo_sources = sources
+        self._memo_stores = [(b, 0) for _, b in self.anchor_stores] + (
+            [(b, 1 + k) for k, b in enumerate(self.epilogue_stores)] if self.has_epilogue
+            else [])
 
 
 def _store_epilogue(anchor: Node, epilogue: list[Node], where: dict, anchor_stores: list,
@@ -804,8 +933,48 @@ class CpuExecutable(PlanExecutable):
             self._kernels[start] = UpdateGroupKernel(members, dense)
             for j in range(start + 1, end):
                 self._kernels[j] = _Done(plan.steps[j])
+        if self.exclusive:
+            self._enable_memos()
         self.lowered = True
         self._runner = None  # rebuilt over the new kernels
+
+    def _enable_memos(self) -> None:
+        """Lets kernels repeat their last call in place (:mod:`memo`) where that is
+        safe: the plan's runs exclude each other (the caller checks), and each output
+        buffer is neither fetched nor read by a kernel that may keep its input or
+        hand it on as an output (the reference's steps, a pass-through read, a Cast)."""
+        plan = self.plan
+        runs: list[Any] = list(self._kernels)
+        for k in self._kernels:  # a slot another kernel runs: charge it to that one
+            if isinstance(k, UpdateGroupKernel):
+                for m in k.members[1:]:
+                    runs[plan.steps.index(m.step)] = k
+            elif isinstance(k, PairKernel):
+                runs[plan.steps.index(k.second.step)] = k
+        # (step, buffer) of each value that may be held past its step: the memory plan
+        # reuses buffers, so a value is its buffer from the step that writes it on.
+        unsafe: set[tuple[int, int]] = set()
+        writer: dict[int, int] = {}
+        for j, (step, k) in enumerate(zip(plan.steps, runs)):
+            if not _keeps_nothing(k):
+                unsafe.update((writer.get(b, -1), b) for b in step.in_buffers)
+            for b in step.out_buffers:
+                writer[b] = j
+        unsafe.update((writer.get(b, -1), b) for b in plan.outputs)
+        from graphflow.kernels.cpu.reduce import ReductionKernel
+
+        for j, k in enumerate(self._kernels):
+            for kernel in (k.first, k.second) if isinstance(k, PairKernel) else (k,):
+                at = plan.steps.index(kernel.step) if kernel is not k else j
+                if isinstance(kernel, (FusedKernel, ReductionKernel)):
+                    kernel.memo_ok = not any((at, b) in unsafe for b in kernel.out_buffers)
+                elif isinstance(kernel, AnchorKernel):
+                    stores = [b for _, b in kernel.anchor_stores]
+                    if kernel.epilogue is not None:
+                        stores += kernel.epilogue_stores
+                    kernel.memo_ok = not any((at, b) in unsafe for b in stores)
+                    if kernel.epilogue is not None:
+                        kernel.epilogue.memo_ok = kernel.memo_ok
 
     def _pair(self) -> None:
         """Neighbouring steps that are both convolution kernels and independent of each
@@ -874,6 +1043,30 @@ class PairKernel:
             env[b] = env_a[b]
         for b in self.second.step.out_buffers:
             env[b] = env_b[b]
+
+
+# Ops whose reference evaluation may return an input array itself as its output.
+_ALIASING = frozenset({"Identity", "StopGradient", "Snapshot", "PreventGradient", "Cast",
+                       "CheckNumerics", "EnsureShape"})
+
+
+def _keeps_nothing(kernel: Any) -> bool:
+    """Whether a kernel neither keeps an input array past the run nor returns one as an
+    output, on every path it may take (:meth:`CpuExecutable._enable_memos`)."""
+    if isinstance(kernel, PairKernel):
+        return _keeps_nothing(kernel.first) and _keeps_nothing(kernel.second)
+    if isinstance(kernel, (UpdateGroupKernel, ApplyKernel)):
+        return True  # reads its gradient; its outputs are the variables' storage
+    if isinstance(kernel, FusedKernel):
+        return not any(n.type in _ALIASING for n in kernel.step.nodes)
+    from graphflow.kernels.cpu.reduce import ReductionKernel
+
+    # A library op's results are new arrays; an epilogue's or a reduction's prologue
+    # values are computed, unless an op may pass its input through.
+    if (isinstance(kernel, AnchorKernel) and kernel.library is not None
+            or isinstance(kernel, ReductionKernel)):
+        return not any(n.type in _ALIASING for n in kernel.step.nodes)
+    return False
 
 
 def _quiet(kernel: Any, env: list[Any], state: RunState) -> None:

@@ -955,31 +955,44 @@ def matmul(node: Any, args: list) -> list[np.ndarray]:
     Returns:
       ``[a @ b]`` (each operand transposed first where its attr says).
     """
-    a, b = args
-    if not _is_float(a, b) or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
+    operands = matmul_operands(node, *args)
+    if operands is None:
         return _reference(node, args)
+    a, b = operands
+    out = buffers.empty((a.shape[0], b.shape[1]), a.dtype)
+    matmul_into(a, b, out)
+    return [out]
+
+
+def matmul_operands(node: Any, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The operands of a MatMul as the BLAS reads them (views, transposed where the
+    node's attrs say), or None when :func:`matmul` leaves the node to the reference
+    (not 2-D floats of one dtype, or inner dimensions that differ)."""
+    if not _is_float(a, b) or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
+        return None
     attrs = node.attrs
     if attrs.get("transpose_a"):
         a = a.T  # a view: BLAS reads the transpose in place
     if attrs.get("transpose_b"):
         b = b.T
-    (m, k), (k2, n) = a.shape, b.shape
-    if k != k2:
-        return _reference(node, args)
-    out = buffers.empty((m, n), a.dtype)
-    work = m * k * n
+    return (a, b) if a.shape[1] == b.shape[0] else None
+
+
+def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = a @ b`` for :func:`matmul_operands`' operands, ``out`` C-contiguous."""
+    m, k = a.shape
+    work = m * k * b.shape[1]
     # _split's test first: the BLAS's thread count is only read for a product it would
     # split, and one it would not goes straight to the BLAS (this runs right after the
     # previous product, on caches it evicted: every line of Python here costs).
     if work < 2 * _GRAIN or _THREADS < 2 or m < 2 or not _gemm_work(work):
         blas.matmul(a, b, out)
-        return [out]
+        return
 
     def rows(lo: int, hi: int) -> None:
         blas.matmul(a[lo:hi], b, out[lo:hi])
 
     _split(rows, m, work)
-    return [out]
 
 
 # --- pooling kernels ---------------------------------------------------------------------

@@ -41,6 +41,7 @@ reference also raises the errors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ from graphflow.compiler.ir import Node
 from graphflow.compiler.plan import KernelStep
 from graphflow.framework.op_def import REDUCTION
 from graphflow.kernels.cpu import cache, codegen, threads
+from graphflow.kernels.cpu.memo import Memo
 from graphflow.runtime.reference import RunState, _CompiledKernel, input_users, read_inputs
 
 __all__ = ["REDUCERS", "ReductionKernel", "lower_reduction"]
@@ -398,6 +400,10 @@ class ReductionKernel:
         self.data_format = red.attrs.get("data_format")
         self._fns: dict[tuple, Any] = {}
         self._calls: dict[tuple, Any] = {}
+        # The last call, repeated while its inputs match (see memo.py); only where the
+        # executable set memo_ok: its outputs are then never held elsewhere.
+        self.memo_ok = False
+        self._memo: Memo | None = None
 
     @property
     def dispatchers(self) -> list[Any]:
@@ -443,6 +449,11 @@ class ReductionKernel:
 
     def run(self, env: list[Any], state: RunState) -> None:
         args = read_inputs(env, self.in_buffers, self.in_users)
+        memo = self._memo
+        if memo is not None and memo.run(args):
+            for b, o in zip(self.out_buffers, memo.outs):
+                env[b] = o
+            return None
         key = tuple([(a.shape, a.dtype, a.strides) for a in args])
         call = self._calls.get(key)
         if call is None:
@@ -451,29 +462,49 @@ class ReductionKernel:
             call = self._calls[key] = self._dispatch(args)
         if call is _FALLBACK:
             return self.fallback.run(env, state)
-        g = self.group
-        outs = []
-        views: list[np.ndarray] = []
-        for j, (shape, strides) in zip(g.p_inputs + g.q_inputs, call.p_views + call.q_views):
-            views.append(_readonly(args[j], shape, strides))
-        n_in = len(views)
-        for k, dt in enumerate(self.out_dtypes):
-            if g.outputs[k][0] == "P":
-                o = np.empty(call.s_shape, dt)
-                views.append(o.reshape(call.p_out))
-            else:
-                o = np.empty(call.out_shape, dt)
-                views.append(o.reshape(call.r_out))
-            outs.append(o)
-        if call.mode == "nd":
-            acc = np.empty(call.acc_shape, np.dtype(self.acc_np))
-            cache.call_kernel(call.fn, views + [acc] + call.extra)
-        elif call.chunks:
-            _run_chunks(call.fn, views, n_in, call.extra, call.chunks)
-        else:
-            cache.call_kernel(call.fn, views + call.extra)
+        outs = self.outputs(call)
+        prepare, run = self.bind(call)
+        views = prepare(args, outs)
+        run(views)
         for b, o in zip(self.out_buffers, outs):
             env[b] = o
+        if self.memo_ok and Memo.applies(args):
+            self._memo = Memo(args, outs, prepare, run, views)
+        return None
+
+    def outputs(self, call: _Call) -> list[np.ndarray]:
+        """New output arrays for a call."""
+        return [np.empty(call.s_shape if self.group.outputs[k][0] == "P" else call.out_shape,
+                         dt) for k, dt in enumerate(self.out_dtypes)]
+
+    def bind(self, call: _Call) -> tuple[Callable, Callable]:
+        """``(prepare, run)`` of a call, as :class:`memo.Memo` takes them:
+        ``prepare(inputs, outputs)`` makes the kernel's arguments (views of each),
+        ``run(arguments)`` calls it."""
+        g = self.group
+        in_views = list(zip(g.p_inputs + g.q_inputs, call.p_views + call.q_views))
+        out_shapes = [call.p_out if g.outputs[k][0] == "P" else call.r_out
+                      for k in range(len(self.out_dtypes))]
+        n_in = len(in_views)
+        fn, extra = call.fn, call.extra
+
+        def prepare(args: list[np.ndarray], outs: list[np.ndarray]) -> list[Any]:
+            views = [_readonly(args[j], shape, strides) for j, (shape, strides) in in_views]
+            views += [o.reshape(shape) for o, shape in zip(outs, out_shapes)]
+            if call.mode == "nd":
+                views.append(np.empty(call.acc_shape, np.dtype(self.acc_np)))
+            return views + extra if call.mode == "nd" or not call.chunks else views
+
+        if call.mode == "nd" or not call.chunks:
+            def run(views: list[Any]) -> None:
+                cache.call_kernel(fn, views)
+        else:
+            chunks = call.chunks
+
+            def run(views: list[Any]) -> None:
+                _run_chunks(fn, views, n_in, extra, chunks)
+
+        return prepare, run
 
     def _dispatch(self, args: list[np.ndarray]) -> Any:
         """A :class:`_Call` for inputs like ``args``, or ``_FALLBACK``."""

@@ -1,0 +1,220 @@
+"""The CPU backend's steady-state path: kernels repeating their last call (memo.py).
+
+A training step's products, their epilogues and reductions remember their last
+compiled call and repeat it in place while their inputs are the same arrays (or
+arrays of the same shape, dtype and strides). These tests train on the CPU
+backend and on the reference with new, reused and in-place-modified feeds,
+batch sizes that change, variables assigned between steps, and fetched
+intermediates, and compare everything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphflow as gf
+from graphflow.kernels.cpu import backend, reduce
+from graphflow.kernels.cpu.memo import Memo
+
+pytestmark = pytest.mark.usefixtures("module_kernel_cache")
+
+# Every loop here has at least backend.JIT_MIN_SIZE (4096) elements: compiled kernels.
+BATCH, N_IN, HIDDEN, N_OUT = 64, 32, 96, 4
+
+
+def _model(dtype: type, fetch_hidden: bool = False) -> tuple:
+    rng = np.random.default_rng(7)
+    g = gf.Graph()
+    with g.as_default():
+        x = gf.placeholder(dtype, [None, N_IN], name="x")
+        y = gf.placeholder(gf.int64, [None], name="y")
+        w1 = gf.Variable((rng.standard_normal((N_IN, HIDDEN)) * 0.3).astype(dtype), name="w1")
+        b1 = gf.Variable(np.full(HIDDEN, 0.05, dtype), name="b1")
+        w2 = gf.Variable((rng.standard_normal((HIDDEN, HIDDEN)) * 0.2).astype(dtype),
+                         name="w2")
+        b2 = gf.Variable(np.full(HIDDEN, 0.05, dtype), name="b2")
+        w3 = gf.Variable((rng.standard_normal((HIDDEN, N_OUT)) * 0.2).astype(dtype), name="w3")
+        h1 = gf.nn.relu(gf.matmul(x, w1) + b1)
+        h2 = gf.nn.relu(gf.matmul(h1, w2) + b2)
+        logits = gf.matmul(h2, w3)
+        loss = gf.reduce_mean(
+            gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        train = gf.train.AdamOptimizer(0.01).minimize(loss)
+        init = gf.global_variables_initializer()
+        fetches = [train, loss, h1] if fetch_hidden else [train, loss]
+    return g, x, y, fetches, init, [w1, b1, w2, b2, w3]
+
+
+def _batches(dtype: type, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(8)
+    return [(rng.standard_normal((n, N_IN)).astype(dtype), rng.integers(0, N_OUT, n))
+            for n in sizes]
+
+
+def _train(backend_name: str, dtype: type, feeds: str, sizes: list[int]) -> tuple:
+    """Losses and final weights of one step per batch; ``feeds``: "new" (a new array
+    per step), "inplace" (one array, overwritten with each batch) or "same" (one
+    array object every step)."""
+    g, x, y, fetches, init, weights = _model(dtype)
+    data = _batches(dtype, sizes)
+    losses = []
+    with gf.Session(graph=g, backend=backend_name) as s:
+        s.run(init)
+        buf_x, buf_y = data[0][0].copy(), data[0][1].copy()
+        for xs, ys in data:
+            if feeds == "inplace" and xs.shape == buf_x.shape:
+                buf_x[...], buf_y[...] = xs, ys
+                xs, ys = buf_x, buf_y
+            elif feeds == "same":
+                xs, ys = buf_x, buf_y
+            losses.append(s.run(fetches, {x: xs, y: ys})[1])
+        final = s.run(weights)
+        exe = next((e for e in s._cache.values() if getattr(e, "anchored", None)), None)
+    return losses, final, exe
+
+
+def _memos(exe: backend.CpuExecutable) -> list[str]:
+    """The ops of each kernel that holds a memo."""
+    out = []
+    for k in exe._kernels:
+        if getattr(k, "_memo", None) is not None:
+            out.append(",".join(n.type for n in k.step.nodes))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("feeds", ["new", "inplace", "same"])
+def test_training_steps_match_the_reference(dtype, feeds):
+    sizes = [BATCH] * 5
+    got, got_w, exe = _train("cpu", dtype, feeds, sizes)
+    want, want_w, _ = _train("reference", dtype, feeds, sizes)
+    # float32: Adam divides by the root of the squared gradients' average, so a last-bit
+    # difference in a near-zero gradient moves its weight by up to ~lr * 1e-2.
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    for a, b in zip(got_w, want_w):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    # The products with their epilogues (bias gradients among them) repeat their calls.
+    memos = _memos(exe)
+    assert memos.count("MatMul,Add,Relu,Greater") == 2, memos
+    assert memos.count("MatMul,SelectV2,Sum") == 2, memos
+    assert "MatMul" in memos, memos
+
+
+def test_changing_batch_sizes_take_the_full_path_and_match():
+    sizes = [BATCH, BATCH, 48, 48, BATCH, 80, BATCH]
+    got, got_w, _ = _train("cpu", np.float64, "new", sizes)
+    want, want_w, _ = _train("reference", np.float64, "new", sizes)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    for a, b in zip(got_w, want_w):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_fetched_values_are_never_written_again():
+    # h1 is fetched: its kernel keeps making new arrays, so a returned value stays as
+    # it was; the kernels whose outputs are not fetched still repeat their calls.
+    g, x, y, fetches, init, _ = _model(np.float32, fetch_hidden=True)
+    (x1, y1), (x2, y2), (x3, y3) = _batches(np.float32, [BATCH] * 3)
+    with gf.Session(graph=g) as s:
+        s.run(init)
+        first = s.run(fetches, {x: x1, y: y1})[2]
+        kept = first.copy()
+        second = s.run(fetches, {x: x2, y: y2})[2]
+        s.run(fetches, {x: x3, y: y3})
+        exe = next(e for e in s._cache.values() if getattr(e, "anchored", None))
+        np.testing.assert_array_equal(first, kept)
+        assert not np.shares_memory(first, second)
+        layers = [k for k in exe.anchored
+                  if [n.type for n in k.step.nodes] == ["MatMul", "Add", "Relu", "Greater"]]
+        # The first hidden layer's kernel makes new arrays, the second repeats its call.
+        assert [k.memo_ok for k in layers] == [False, True]
+        assert _memos(exe).count("MatMul,SelectV2,Sum") == 2
+
+
+def test_variables_assigned_between_steps():
+    results = {}
+    for be in ("cpu", "reference"):
+        g, x, y, fetches, init, weights = _model(np.float64)
+        batches = _batches(np.float64, [BATCH] * 4)
+        with g.as_default():
+            reset = [w.assign(w * 0.5) for w in weights[:2]]
+        with gf.Session(graph=g, backend=be) as s:
+            s.run(init)
+            out = []
+            for k, (xs, ys) in enumerate(batches):
+                if k == 2:
+                    s.run(reset)
+                out.append(s.run(fetches, {x: xs, y: ys})[1])
+            results[be] = out + s.run(weights)
+    for a, b in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_plans_that_write_nothing_remember_nothing():
+    # Runs of a plan without state may overlap (threads): no kernel writes in place.
+    g, x, y, fetches, init, _ = _model(np.float32)
+    xs, ys = _batches(np.float32, [BATCH])[0]
+    with gf.Session(graph=g) as s:
+        s.run(init)
+        loss = fetches[1]
+        for _ in range(3):
+            s.run(loss, {x: xs, y: ys})
+        exe = next(e for e in s._cache.values() if getattr(e, "anchored", None))
+        assert not exe.exclusive
+        assert _memos(exe) == []
+        assert not any(getattr(k, "memo_ok", False) for k in exe._kernels)
+
+
+def test_memo_repeats_rebinds_and_declines():
+    calls = []
+
+    def prepare(ins: list, outs: list) -> tuple:
+        calls.append("prepare")
+        return (ins[0], outs[0])
+
+    def call(args: tuple) -> None:
+        np.add(args[0], 1, out=args[1])
+
+    a = np.arange(6.0).reshape(2, 3)
+    out = np.empty((2, 3))
+    m = Memo([a], [out], prepare, call)
+    assert m.run([a]) and calls == ["prepare"]  # the same array: no new arguments
+    np.testing.assert_array_equal(out, a + 1)
+    a[...] = 5  # new contents, same array
+    assert m.run([a]) and calls == ["prepare"]
+    np.testing.assert_array_equal(out, 6)
+    b = np.zeros((2, 3))  # another array of the same kind: arguments rebound
+    assert m.run([b]) and calls == ["prepare"] * 2
+    np.testing.assert_array_equal(out, 1)
+    assert not m.run([np.zeros((3, 2))])  # another shape
+    assert not m.run([np.zeros((2, 3), np.float32)])  # another dtype
+    assert not m.run([np.zeros((3, 6))[:, ::2]])  # other strides
+    b.shape = (3, 2)  # the remembered array, reshaped in place
+    assert not m.run([b])
+    assert not Memo.applies([a, 1.0])
+
+
+def test_a_reduction_step_repeats_its_call():
+    # Standalone reductions (a column mean of an elementwise product, and its gradient's
+    # column sum) in a training step: remembered, and the same numbers as the reference.
+    results = {}
+    for be in ("cpu", "reference"):
+        rng = np.random.default_rng(9)
+        g = gf.Graph()
+        with g.as_default():
+            x = gf.placeholder(gf.float64, [None, 128])
+            v = gf.Variable(rng.standard_normal(128))
+            loss = gf.reduce_sum(gf.reduce_mean(gf.tanh(x * v), axis=0) ** 2)
+            train = gf.train.GradientDescentOptimizer(0.1).minimize(loss)
+            init = gf.global_variables_initializer()
+        feeds = [np.random.default_rng(k).standard_normal((64, 128)) for k in range(4)]
+        with gf.Session(graph=g, backend=be) as s:
+            s.run(init)
+            results[be] = [s.run([train, loss], {x: f})[1] for f in feeds] + [s.run(v)]
+            if be == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "reduced", None))
+                assert any(isinstance(k, reduce.ReductionKernel) and k._memo is not None
+                           for k in exe._kernels), _memos(exe)
+    for a, b in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
