@@ -35,15 +35,16 @@ def _model(dtype: type, fetch_hidden: bool = False) -> tuple:
                          name="w2")
         b2 = gf.Variable(np.full(HIDDEN, 0.05, dtype), name="b2")
         w3 = gf.Variable((rng.standard_normal((HIDDEN, N_OUT)) * 0.2).astype(dtype), name="w3")
+        b3 = gf.Variable(np.zeros(N_OUT, dtype), name="b3")
         h1 = gf.nn.relu(gf.matmul(x, w1) + b1)
         h2 = gf.nn.relu(gf.matmul(h1, w2) + b2)
-        logits = gf.matmul(h2, w3)
+        logits = gf.matmul(h2, w3) + b3
         loss = gf.reduce_mean(
             gf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         train = gf.train.AdamOptimizer(0.01).minimize(loss)
         init = gf.global_variables_initializer()
         fetches = [train, loss, h1] if fetch_hidden else [train, loss]
-    return g, x, y, fetches, init, [w1, b1, w2, b2, w3]
+    return g, x, y, fetches, init, [w1, b1, w2, b2, w3, b3]
 
 
 def _batches(dtype: type, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -100,6 +101,7 @@ def test_training_steps_match_the_reference(dtype, feeds):
     assert memos.count("MatMul,Add,Relu,Greater") == 2, memos
     assert memos.count("MatMul,SelectV2,Sum") == 2, memos
     assert "MatMul" in memos, memos
+    assert "ApplyAdam" in memos, memos  # the optimizer's updates, bound to their arrays
 
 
 def test_changing_batch_sizes_take_the_full_path_and_match():
@@ -217,4 +219,35 @@ def test_a_reduction_step_repeats_its_call():
                 assert any(isinstance(k, reduce.ReductionKernel) and k._memo is not None
                            for k in exe._kernels), _memos(exe)
     for a, b in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("read", ["identity", "value"])
+def test_a_fetched_variable_keeps_the_value_of_its_step(read):
+    # A read of w1 fetched beside the update views w1's storage: the update must not
+    # write into it in place (it copies), with or without bound calls.
+    results = {}
+    for be in ("cpu", "reference"):
+        g, x, y, fetches, init, weights = _model(np.float64)
+        with g.as_default():
+            w = gf.identity(weights[0]) if read == "identity" else weights[0].read_value()
+        batches = _batches(np.float64, [BATCH] * 4)
+        with gf.Session(graph=g, backend=be) as s:
+            s.run(init)
+            results[be] = [s.run(fetches + [w], {x: xs, y: ys})[2] for xs, ys in batches]
+    for a, b in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    assert not any(np.shares_memory(a, b) for a, b in zip(results["cpu"],
+                                                           results["cpu"][1:]))
+
+
+def test_new_gradient_arrays_rebind_the_bound_update():
+    # The last bias's gradient is a small reduction's new array each run: its bound
+    # update is rebound to it, and the numbers are the reference's.
+    got, got_w, exe = _train("cpu", np.float64, "same", [BATCH] * 4)
+    want, want_w, _ = _train("reference", np.float64, "same", [BATCH] * 4)
+    group = next(k for k in exe._kernels if isinstance(k, backend.UpdateGroupKernel))
+    assert group._memo is not None
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    for a, b in zip(got_w, want_w):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -424,6 +425,9 @@ class UpdateGroupKernel:
         self.dense = dense
         self.step = members[0].step
         self.scalar_buffers = [members[0].arg_buffers[i] for i in dense.scalars]
+        # Each member's call bound to its arrays, and the possible aliases seen then
+        # (see _remember); None until a run updated every member in place.
+        self._memo: tuple | None = None
         # A trace shows the group's time on its first step, with every member's op.
         self.traced_nodes = [m.node for m in members]
 
@@ -442,6 +446,9 @@ class UpdateGroupKernel:
             return
         n_refs, grad_pos = dense.n_refs, dense.grad_pos
         owned = state.owned
+        if self._memo is not None and self._run_memo(env, state, scalars):
+            return
+        plain = True  # every member updated in place by its compiled call
         for m in self.members:
             buffers_ = m.arg_buffers
             refs = [m.storage(env[buffers_[i]], env, user, owned) for i in range(n_refs)]
@@ -453,9 +460,79 @@ class UpdateGroupKernel:
             if (g.shape != shape or any(r.shape != shape for r in refs)
                     or not dense.call(refs, g, scalars)):
                 m.run(env, state)
+                plain = False
                 continue
             for b in m.out_buffers:
                 env[b] = refs[0]
+        if plain:
+            self._remember(env, owned)
+
+    def _remember(self, env: list[Any], owned: dict[str, np.ndarray]) -> None:
+        """Binds each member's compiled call to the arrays it just updated, for runs
+        where every storage, gradient and possible alias is the same object again
+        (:meth:`_run_memo`): the checks of :meth:`ApplyKernel.storage` then give what
+        they gave now, so they are skipped."""
+        dense, members = self.dense, []
+        suspects: dict[int, Any] = {}
+        for m in self.members:
+            buffers_ = m.arg_buffers
+            handles = [env[buffers_[i]] for i in range(dense.n_refs)]
+            g = env[buffers_[dense.grad_pos]]
+            if (not all(type(h) is VarRef for h in handles) or type(g) is not np.ndarray
+                    or dense.gradient(g) is not g):
+                return
+            names = [h.op.name for h in handles]
+            arrays = [owned.get(name) for name in names]
+            if any(a is None or m._aliased(a, env) for a in arrays):
+                return
+            for b in m.suspects:
+                v = env[b]
+                if type(v) is VarRef:
+                    continue  # a handle aliases nothing until read
+                if type(v) is not np.ndarray:
+                    return
+                suspects[b] = weakref.ref(v)
+            members.append([[buffers_[i] for i in range(dense.n_refs)], names, arrays,
+                            buffers_[dense.grad_pos], weakref.ref(g),
+                            dense.bind(arrays, g), m])
+        storage = {id(a) for member in members for a in member[2]}
+        self._memo = (members, list(suspects.items()), storage)
+
+    def _run_memo(self, env: list[Any], state: RunState, scalars: list[Any]) -> bool:
+        """The members' bound calls, when every array is the one they were bound to;
+        False, having written nothing, when one is not."""
+        members, suspects, storage = self._memo
+        owned = state.owned
+        for b, r in suspects:
+            v = env[b]
+            if v is r() or type(v) is VarRef:
+                continue
+            if type(v) is not np.ndarray:
+                return False
+            while isinstance(v.base, np.ndarray):  # another value: what does it view?
+                v = v.base
+            if id(v) in storage:
+                return False
+        dense = self.dense
+        for member in members:
+            bufs, names, arrays, g_at, g = member[:5]
+            for b, name, a in zip(bufs, names, arrays):
+                h = env[b]
+                if type(h) is not VarRef or h.store.get(name) is not a or owned.get(name) is not a:
+                    return False
+            v = env[g_at]
+            if v is not g():  # another gradient array (a new one each run): rebind
+                if (type(v) is not np.ndarray or v.shape != arrays[0].shape
+                        or dense.gradient(v) is not v):
+                    return False
+                member[4], member[5] = weakref.ref(v), dense.bind(arrays, v)
+        for _, _, arrays, _, _, call, m in members:
+            if call(scalars):
+                for b in m.out_buffers:
+                    env[b] = arrays[0]
+            else:  # overlapping arrays: nothing written; the private copies' path
+                m.run(env, state)
+        return True
 
 
 def _update_groups(kernels: list[Any]) -> list[tuple[int, int, Any]]:

@@ -508,6 +508,31 @@ class DenseKernel:
         return self.kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), self.one,
                            *scalars, *self.flags)
 
+    def bind(self, refs: list[np.ndarray], grad: np.ndarray) -> Callable[[list[Any]], bool]:
+        """:meth:`call` on these arrays with only the hyperparameters left to give: a
+        function of the converted scalars making the same call (the split's argument
+        blocks built once)."""
+        flat = [r.reshape(-1) for r in refs] + [grad.reshape(-1)]
+        if grad.size >= SPLIT_MIN and self._splits():
+            blocks, at = self._blocks(flat, [self.one] * len(self.scalars))
+            numbers = blocks.view(np.float64)
+            entry, n = self._entry, len(self.scalars)
+
+            def call_split(scalars: list[Any]) -> bool:
+                from graphflow.kernels.cpu import pool
+
+                numbers[:, at + 1:at + 1 + n] = scalars
+                pool.run_table(entry, blocks)
+                return bool(blocks[:, -1].all())
+
+            return call_split
+        kernel, one, flags = self.kernel, self.one, self.flags
+
+        def call(scalars: list[Any]) -> bool:
+            return kernel(*flat, one, *scalars, *flags)
+
+        return call
+
     def _splits(self) -> bool:
         if self._split is None:
             from graphflow.kernels.cpu import blas, entries
@@ -523,6 +548,14 @@ class DenseKernel:
         return self._split
 
     def _call_split(self, arrays: list[np.ndarray], scalars: list[Any]) -> bool:
+        from graphflow.kernels.cpu import pool
+
+        blocks, _ = self._blocks(arrays, scalars)
+        pool.run_table(self._entry, blocks)
+        return bool(blocks[:, -1].all())
+
+    def _blocks(self, arrays: list[np.ndarray], scalars: list[Any]) -> tuple[np.ndarray, int]:
+        """The split's argument blocks, one per piece, and where its numbers start."""
         from graphflow.kernels.cpu import pool
 
         n = arrays[0].shape[0]
@@ -543,8 +576,7 @@ class DenseKernel:
         lo = np.minimum(np.arange(parts, dtype=np.int64) * step, n)
         blocks[:, at + numbers] = lo
         blocks[:, at + numbers + 1] = np.minimum(lo + step, n)
-        pool.run_table(self._entry, blocks)
-        return bool(blocks[:, -1].all())
+        return blocks, at
 
 
 def dense_kernel(node: Node) -> DenseKernel | None:
