@@ -201,6 +201,56 @@ def test_a_split_update_of_overlapping_arrays_writes_nothing():
 
 
 @needs_callback
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_bound_group_runs_updates_as_one_call_each(dtype):
+    # Large (split) and small updates in one section, run twice with new
+    # hyperparameters and, the second time, another gradient array for one of them.
+    sizes = [optimizers.SPLIT_MIN + 33, 5, 1, optimizers.SPLIT_MIN * 2, 40]
+    dk = optimizers.DenseKernel("ApplyAdam", np.dtype(dtype), {})
+    assert dk._splits()
+    members = [_adam_inputs(n, dtype, 20 + k) for k, n in enumerate(sizes)]
+    expect = [[a.copy() for a in arrays] for arrays, _ in members]
+    bound = optimizers.BoundGroup(dk, [(arrays[:3], arrays[3]) for arrays, _ in members])
+    assert bound.rows[0] == (0, pool.capacity()) and bound.rows[1][1] - bound.rows[1][0] == 1
+    for step in range(2):
+        scalars = [dtype(x) for x in (0.9 ** (step + 1), 0.999 ** (step + 1), 1e-3 * (step + 1),
+                                      0.9, 0.999, 1e-8)]
+        if step == 1:
+            new = members[2][0][3] * 2
+            expect[2][3] = new.copy()
+            bound.rebind(2, new)
+        with optimizers.subnormals_flushed():
+            for want in expect:
+                assert optimizers._adam(*want, dtype(1), *scalars, False)
+        assert bound.run(scalars) == []
+        for (arrays, _), want in zip(members, expect):
+            for got, w in zip(arrays[:3], want[:3]):
+                np.testing.assert_array_equal(got, w)
+
+
+@needs_callback
+def test_a_bound_group_leaves_an_update_of_overlapping_arrays_alone():
+    dk = optimizers.DenseKernel("ApplyAdam", np.dtype(np.float32), {})
+    assert dk._splits()
+    n = optimizers.SPLIT_MIN * 2
+    arrays, scalars = _adam_inputs(2 * n, np.float32, 9)
+    buf = arrays[0]
+    var, m = buf[:n], buf[n - 10:2 * n - 10]  # the variable overlaps its first moment
+    v, grad = np.abs(arrays[1][:n]), arrays[2][:n]
+    other, _ = _adam_inputs(100, np.float32, 10)
+    before = [x.copy() for x in (buf, v, grad)]
+    want = [a.copy() for a in other]
+    with optimizers.subnormals_flushed():
+        assert optimizers._adam(*want, np.float32(1), *scalars, False)
+    bound = optimizers.BoundGroup(dk, [([var, m, v], grad), (other[:3], other[3])])
+    assert bound.run(scalars) == [0]
+    for got, w in zip((buf, v, grad), before):
+        np.testing.assert_array_equal(got, w)
+    for got, w in zip(other[:3], want[:3]):
+        np.testing.assert_array_equal(got, w)
+
+
+@needs_callback
 def test_threaded_products_from_several_threads_at_once_are_all_right():
     # OpenBLAS gives each job of a call scratch by job number: calls through the pool
     # must not overlap (each waits for the pool), or they would share it.

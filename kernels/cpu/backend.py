@@ -39,6 +39,7 @@ from graphflow.runtime.reference import (
     PlanExecutable,
     RunState,
     _CompiledKernel,
+    _root,
     _user_op,
     input_users,
     read_inputs,
@@ -496,12 +497,21 @@ class UpdateGroupKernel:
                             buffers_[dense.grad_pos], weakref.ref(g),
                             dense.bind(arrays, g), m])
         storage = {id(a) for member in members for a in member[2]}
-        self._memo = (members, list(suspects.items()), storage)
+        bound = None
+        names = [n for member in members for n in member[1]]
+        if (len(set(names)) == len(names) and dense._splits()
+                and not any(id(_root(member[4]())) in storage for member in members)):
+            # One section for all: the updates touch different variables, and no
+            # gradient views one, so running them at once is running them in turn.
+            from graphflow.kernels.cpu import optimizers
+
+            bound = optimizers.BoundGroup(dense, [(member[2], member[4]()) for member in members])
+        self._memo = (members, list(suspects.items()), storage, bound)
 
     def _run_memo(self, env: list[Any], state: RunState, scalars: list[Any]) -> bool:
         """The members' bound calls, when every array is the one they were bound to;
         False, having written nothing, when one is not."""
-        members, suspects, storage = self._memo
+        members, suspects, storage, bound = self._memo
         owned = state.owned
         for b, r in suspects:
             v = env[b]
@@ -514,7 +524,7 @@ class UpdateGroupKernel:
             if id(v) in storage:
                 return False
         dense = self.dense
-        for member in members:
+        for k, member in enumerate(members):
             bufs, names, arrays, g_at, g = member[:5]
             for b, name, a in zip(bufs, names, arrays):
                 h = env[b]
@@ -525,7 +535,25 @@ class UpdateGroupKernel:
                 if (type(v) is not np.ndarray or v.shape != arrays[0].shape
                         or dense.gradient(v) is not v):
                     return False
-                member[4], member[5] = weakref.ref(v), dense.bind(arrays, v)
+                if bound is not None:
+                    root = v
+                    while isinstance(root.base, np.ndarray):
+                        root = root.base
+                    if id(root) in storage:
+                        return False
+                    bound.rebind(k, v)
+                else:
+                    member[5] = dense.bind(arrays, v)
+                member[4] = weakref.ref(v)
+        if bound is not None:
+            failed = bound.run(scalars)
+            for k, (_, _, arrays, _, _, _, m) in enumerate(members):
+                if failed and k in failed:  # overlapping arrays: nothing written
+                    m.run(env, state)
+                else:
+                    for b in m.out_buffers:
+                        env[b] = arrays[0]
+            return True
         for _, _, arrays, _, _, call, m in members:
             if call(scalars):
                 for b in m.out_buffers:

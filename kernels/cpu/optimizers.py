@@ -554,13 +554,16 @@ class DenseKernel:
         pool.run_table(self._entry, blocks)
         return bool(blocks[:, -1].all())
 
-    def _blocks(self, arrays: list[np.ndarray], scalars: list[Any]) -> tuple[np.ndarray, int]:
-        """The split's argument blocks, one per piece, and where its numbers start."""
+    def _blocks(self, arrays: list[np.ndarray], scalars: list[Any],
+                parts: int | None = None) -> tuple[np.ndarray, int]:
+        """The split's argument blocks, one per piece (``parts``, or one per pool
+        thread), and where its numbers start."""
         from graphflow.kernels.cpu import pool
 
         n = arrays[0].shape[0]
         k = len(arrays)
-        parts = pool.capacity()
+        if parts is None:
+            parts = pool.capacity()
         numbers = 1 + len(scalars) + len(self.flags)
         blocks = np.empty((parts, 2 * k + numbers + 3), np.int64)
         head = blocks[0]
@@ -577,6 +580,61 @@ class DenseKernel:
         blocks[:, at + numbers] = lo
         blocks[:, at + numbers + 1] = np.minimum(lo + step, n)
         return blocks, at
+
+
+class BoundGroup:
+    """Updates of one :class:`DenseKernel` bound to their arrays and run as one section
+    of the native pool: each large one split into a piece per thread, each small one a
+    piece of its own, so the small ones run beside the large ones' pieces; only the
+    hyperparameters are written in per run. Each piece checks its update's arrays for
+    overlap, so an update with overlapping arrays writes nothing (its private copies'
+    path is then the caller's); the updates themselves must be of different variables,
+    with no gradient viewing a variable's storage (the caller checks).
+
+    Args:
+      dense: the updates' kernel; its native pool must be in use (``DenseKernel.bind``
+        splits).
+      members: per update, its refs' storage and its gradient.
+    """
+
+    def __init__(self, dense: DenseKernel, members: list[tuple[list[np.ndarray], np.ndarray]]
+                 ) -> None:
+        from graphflow.kernels.cpu import pool
+
+        parts = []
+        self.rows: list[tuple[int, int]] = []
+        self._arrays = []  # the bound arrays, kept alive with the addresses taken
+        at = 0
+        for refs, grad in members:
+            flat = [r.reshape(-1) for r in refs] + [grad.reshape(-1)]
+            n = pool.capacity() if grad.size >= SPLIT_MIN else 1
+            blocks, at = dense._blocks(flat, [dense.one] * len(dense.scalars), n)
+            start = self.rows[-1][1] if self.rows else 0
+            self.rows.append((start, start + n))
+            parts.append(blocks)
+            self._arrays.append(flat)
+        self.blocks = np.concatenate(parts)
+        self._numbers = self.blocks.view(np.float64)
+        self._scalars = slice(at + 1, at + 1 + len(dense.scalars))
+        self._grad = 2 * dense.n_refs  # the gradient's address column
+        self._section = pool.Section(dense._entry, self.blocks)
+
+    def rebind(self, k: int, grad: np.ndarray) -> None:
+        """Gives update ``k`` another gradient array of the same shape and dtype."""
+        flat = grad.reshape(-1)
+        r0, r1 = self.rows[k]
+        self.blocks[r0:r1, self._grad] = flat.ctypes.data
+        self._arrays[k][-1] = flat
+
+    def run(self, scalars: list[Any]) -> list[int]:
+        """Runs every update with these converted hyperparameters; returns the indices of
+        the updates that wrote nothing (overlapping arrays)."""
+        self._numbers[:, self._scalars] = scalars
+        self._section.run()
+        done = self.blocks[:, -1]
+        if done.all():
+            return []
+        return [k for k, (r0, r1) in enumerate(self.rows) if not done[r0:r1].all()]
 
 
 def dense_kernel(node: Node) -> DenseKernel | None:

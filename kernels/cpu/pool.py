@@ -32,6 +32,7 @@ and callers keep their other paths.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -43,7 +44,7 @@ import numpy as np
 
 from graphflow.kernels.cpu import spin, threads
 
-__all__ = ["available", "blas_callback", "capacity", "run_table"]
+__all__ = ["Section", "available", "blas_callback", "capacity", "run_table"]
 
 # Word offsets (int64) in the pool's control block; each on its own cache line.
 _NEXT, _SEQ, _DONE, _SLEEPERS, _COUNT, _JOBS, _SPINS, _CAPACITY, _YIELD, _STOP, _BUSY = (
@@ -545,6 +546,37 @@ def run_table(fn: int, blocks: np.ndarray) -> None:
     table[0::2] = fn
     table[1::2] = np.arange(base, base + 8 * width * n, 8 * width, dtype=np.int64)
     _get().run(table, n)
+
+
+class Section:
+    """A section whose jobs never change, ``fn(blocks[i])`` for each row, its job table
+    built once: a run is one call. The blocks' contents may change between runs.
+
+    Args:
+      fn: the address of a ``void f(int64 *)``.
+      blocks: a C-contiguous 2-D int64 array, one argument block per row, kept alive
+        by the section.
+    """
+
+    def __init__(self, fn: int, blocks: np.ndarray) -> None:
+        n, width = blocks.shape
+        base = blocks.ctypes.data
+        self.blocks = blocks
+        self._table = np.empty(2 * n, np.int64)
+        self._table[0::2] = fn
+        self._table[1::2] = np.arange(base, base + 8 * width * n, 8 * width, dtype=np.int64)
+        self._n = n
+        self._pool: _Pool | None = None
+
+    def run(self) -> None:
+        """Runs every job; returns when all have finished."""
+        p = _get()
+        if p is not self._pool:  # the first run, or a forked child's new pool
+            if self._n >= _MAX_JOBS:
+                raise ValueError(f"a section takes fewer than {_MAX_JOBS} jobs, got {self._n}")
+            self._pool, self._call = p, functools.partial(p._run, p.address,
+                                                          self._table.ctypes.data, self._n)
+        self._call()
 
 
 def blas_callback() -> int:
