@@ -23,18 +23,18 @@ pytestmark = pytest.mark.usefixtures("module_kernel_cache")
 BATCH, N_IN, HIDDEN, N_OUT = 64, 32, 96, 4
 
 
-def _model(dtype: type, fetch_hidden: bool = False) -> tuple:
+def _model(dtype: type, fetch_hidden: bool = False, hidden: int = HIDDEN) -> tuple:
     rng = np.random.default_rng(7)
     g = gf.Graph()
     with g.as_default():
         x = gf.placeholder(dtype, [None, N_IN], name="x")
         y = gf.placeholder(gf.int64, [None], name="y")
-        w1 = gf.Variable((rng.standard_normal((N_IN, HIDDEN)) * 0.3).astype(dtype), name="w1")
-        b1 = gf.Variable(np.full(HIDDEN, 0.05, dtype), name="b1")
-        w2 = gf.Variable((rng.standard_normal((HIDDEN, HIDDEN)) * 0.2).astype(dtype),
+        w1 = gf.Variable((rng.standard_normal((N_IN, hidden)) * 0.3).astype(dtype), name="w1")
+        b1 = gf.Variable(np.full(hidden, 0.05, dtype), name="b1")
+        w2 = gf.Variable((rng.standard_normal((hidden, hidden)) * 0.2).astype(dtype),
                          name="w2")
-        b2 = gf.Variable(np.full(HIDDEN, 0.05, dtype), name="b2")
-        w3 = gf.Variable((rng.standard_normal((HIDDEN, N_OUT)) * 0.2).astype(dtype), name="w3")
+        b2 = gf.Variable(np.full(hidden, 0.05, dtype), name="b2")
+        w3 = gf.Variable((rng.standard_normal((hidden, N_OUT)) * 0.2).astype(dtype), name="w3")
         b3 = gf.Variable(np.zeros(N_OUT, dtype), name="b3")
         h1 = gf.nn.relu(gf.matmul(x, w1) + b1)
         h2 = gf.nn.relu(gf.matmul(h1, w2) + b2)
@@ -53,11 +53,12 @@ def _batches(dtype: type, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray
             for n in sizes]
 
 
-def _train(backend_name: str, dtype: type, feeds: str, sizes: list[int]) -> tuple:
+def _train(backend_name: str, dtype: type, feeds: str, sizes: list[int],
+           hidden: int = HIDDEN) -> tuple:
     """Losses and final weights of one step per batch; ``feeds``: "new" (a new array
     per step), "inplace" (one array, overwritten with each batch) or "same" (one
     array object every step)."""
-    g, x, y, fetches, init, weights = _model(dtype)
+    g, x, y, fetches, init, weights = _model(dtype, hidden=hidden)
     data = _batches(dtype, sizes)
     losses = []
     with gf.Session(graph=g, backend=backend_name) as s:
@@ -251,3 +252,22 @@ def test_new_gradient_arrays_rebind_the_bound_update():
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
     for a, b in zip(got_w, want_w):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_a_group_with_a_large_update_runs_as_one_pool_section():
+    # A 256x256 layer (optimizers.SPLIT_MIN elements) is split over the pool, so the
+    # whole group runs as one section (optimizers.BoundGroup); a group of small updates
+    # keeps its calls off the pool (its workers would then spin beside other work).
+    from graphflow.kernels.cpu import blas, optimizers
+
+    assert 256 * 256 >= optimizers.SPLIT_MIN
+    got, got_w, exe = _train("cpu", np.float64, "new", [16] * 4, hidden=256)
+    want, want_w, _ = _train("reference", np.float64, "new", [16] * 4, hidden=256)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    for a, b in zip(got_w, want_w):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    group = next(k for k in exe._kernels if isinstance(k, backend.UpdateGroupKernel))
+    assert (group._memo[3] is not None) == blas.use_pool()
+    _, _, small = _train("cpu", np.float64, "new", [BATCH] * 3)
+    group = next(k for k in small._kernels if isinstance(k, backend.UpdateGroupKernel))
+    assert group._memo is not None and group._memo[3] is None
