@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import run_threads
 
 import graphflow as gf
 from graphflow.kernels.cpu import backend, reduce
@@ -271,3 +272,28 @@ def test_a_group_with_a_large_update_runs_as_one_pool_section():
     _, _, small = _train("cpu", np.float64, "new", [BATCH] * 3)
     group = next(k for k in small._kernels if isinstance(k, backend.UpdateGroupKernel))
     assert group._memo is not None and group._memo[3] is None
+
+
+def test_training_steps_from_several_threads_at_once():
+    # Runs that update variables go one at a time, so the repeated calls never overlap:
+    # twelve identical steps from four threads end where twelve in a row do.
+    g, x, y, fetches, init, weights = _model(np.float64)
+    xs, ys = _batches(np.float64, [BATCH])[0]
+    with gf.Session(graph=g) as s:
+        s.run(init)
+        s.run(fetches, {x: xs, y: ys})  # builds the kernels
+
+        def steps() -> None:
+            for _ in range(3):
+                s.run(fetches, {x: xs, y: ys})
+
+        run_threads(steps, [()] * 4)
+        got = s.run(weights)
+    g, x, y, fetches, init, weights = _model(np.float64)
+    with gf.Session(graph=g, backend="reference") as s:
+        s.run(init)
+        for _ in range(13):
+            s.run(fetches, {x: xs, y: ys})
+        want = s.run(weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

@@ -19,9 +19,8 @@ its new call.
 The outputs are written in place on every run, so a memo is only made where no
 array of an earlier run can still be held: the plan's runs exclude each other (a
 training step, which writes variables), and every output buffer is read only by
-kernels that neither keep their inputs nor return them (see
-:func:`CpuExecutable._memo_buffers <graphflow.kernels.cpu.backend>`) and is not
-fetched.
+kernels that neither keep their inputs nor return them, and is not fetched (see
+``CpuExecutable._enable_memos`` in backend.py).
 """
 
 from __future__ import annotations
