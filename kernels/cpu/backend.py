@@ -741,12 +741,11 @@ class AnchorKernel:
         one call repeating both (:meth:`CpuExecutable._enable_memos`)."""
         from graphflow.kernels.cpu import library
 
-        operands = library.matmul_operands(self.anchor, *args)
-        if operands is None or type(product) is not np.ndarray:
+        if (library.matmul_operands(self.anchor, *args) is None  # it ran the reference
+                or type(product) is not np.ndarray):
             return
-        self_sources = self.sources if self.has_epilogue else []
-        sources = [src for from_anchor, src in self_sources if not from_anchor]
-        n_in = len(self_sources)
+        epi_sources = self.sources if self.has_epilogue else []
+        n_in = len(epi_sources)
         if self.has_epilogue:
             epi = getattr(self.epilogue, "_memo", None)
             if epi is None or any(o is not v for o, v in zip(epi.outs, local[n_in:])):
@@ -754,18 +753,17 @@ class AnchorKernel:
             e_outs, e_prepare, e_call = epi.outs, epi.prepare, epi.call
         else:
             e_outs, e_prepare, e_call = [], None, None
-        inputs = list(args) + [local[j] for j, (from_anchor, _) in enumerate(self_sources)
-                               if not from_anchor]
+        # The memo's inputs: the product's operands, then the epilogue's other inputs;
+        # ``places``: per epilogue input, None (the product) or its index among them.
+        inputs, places = list(args), []
+        for j, (from_anchor, _) in enumerate(epi_sources):
+            places.append(None if from_anchor else len(inputs))
+            if not from_anchor:
+                inputs.append(local[j])
         if not Memo.applies(inputs):
             return
         ta = bool(self.anchor.attrs.get("transpose_a"))
         tb = bool(self.anchor.attrs.get("transpose_b"))
-        env_at = {}
-        for j, (from_anchor, _) in enumerate(self_sources):
-            if not from_anchor:
-                env_at[j] = len(env_at)
-        places = [None if from_anchor else 2 + env_at[j]
-                  for j, (from_anchor, _) in enumerate(self_sources)]
         matmul_into = library.matmul_into
 
         def prepare(ins: list[np.ndarray], outs: list[np.ndarray]) -> tuple:
@@ -781,7 +779,7 @@ class AnchorKernel:
                 e_call(bound[3])
 
         self._memo = Memo(inputs, [product] + list(e_outs), prepare, call)
-        self._memo_sources = sources
+        self._memo_sources = [src for from_anchor, src in epi_sources if not from_anchor]
         self._memo_stores = [(b, 0) for _, b in self.anchor_stores] + (
             [(b, 1 + k) for k, b in enumerate(self.epilogue_stores)] if self.has_epilogue
             else [])
