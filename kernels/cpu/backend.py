@@ -371,11 +371,8 @@ class ApplyKernel:
     def _aliased(self, arr: np.ndarray, env: list[Any]) -> bool:
         for b in self.suspects:
             v = env[b]
-            if type(v) is np.ndarray:
-                while isinstance(v.base, np.ndarray):
-                    v = v.base
-                if v is arr:
-                    return True
+            if type(v) is np.ndarray and _root(v) is arr:
+                return True
         return False
 
     def storage(self, v: VarRef, env: list[Any], user: Any,
@@ -522,12 +519,8 @@ class UpdateGroupKernel:
             v = env[b]
             if v is r() or type(v) is VarRef:
                 continue
-            if type(v) is not np.ndarray:
-                return False
-            while isinstance(v.base, np.ndarray):  # another value: what does it view?
-                v = v.base
-            if id(v) in storage:
-                return False
+            if type(v) is not np.ndarray or id(_root(v)) in storage:
+                return False  # another value, which may view a storage
         dense = self.dense
         for k, member in enumerate(members):
             bufs, names, arrays, g_at, g = member[:5]
@@ -541,10 +534,7 @@ class UpdateGroupKernel:
                         or dense.gradient(v) is not v):
                     return False
                 if bound is not None:
-                    root = v
-                    while isinstance(root.base, np.ndarray):
-                        root = root.base
-                    if id(root) in storage:
+                    if id(_root(v)) in storage:
                         return False
                     bound.rebind(k, v)
                 else:

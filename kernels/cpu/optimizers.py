@@ -502,11 +502,7 @@ class DenseKernel:
     def call(self, refs: list[np.ndarray], grad: np.ndarray, scalars: list[Any]) -> bool:
         """The kernel on the refs' storage, the gradient and the converted
         hyperparameters, all checked; False, having written nothing, if arrays overlap."""
-        if grad.size >= SPLIT_MIN and self._splits():
-            return self._call_split([r.reshape(-1) for r in refs] + [grad.reshape(-1)],
-                                    scalars)
-        return self.kernel(*[r.reshape(-1) for r in refs], grad.reshape(-1), self.one,
-                           *scalars, *self.flags)
+        return self.bind(refs, grad)(scalars)
 
     def bind(self, refs: list[np.ndarray], grad: np.ndarray) -> Callable[[list[Any]], bool]:
         """:meth:`call` on these arrays with only the hyperparameters left to give: a
@@ -546,13 +542,6 @@ class DenseKernel:
                     [kind] * (1 + len(self.scalars)) + ["bool"] * len(self.flags),
                     module=__name__, name=self.kernel.__name__, returns=True, ranged=True)
         return self._split
-
-    def _call_split(self, arrays: list[np.ndarray], scalars: list[Any]) -> bool:
-        from graphflow.kernels.cpu import pool
-
-        blocks, _ = self._blocks(arrays, scalars)
-        pool.run_table(self._entry, blocks)
-        return bool(blocks[:, -1].all())
 
     def _blocks(self, arrays: list[np.ndarray], scalars: list[Any],
                 parts: int | None = None) -> tuple[np.ndarray, int]:
