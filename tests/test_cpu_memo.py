@@ -86,6 +86,16 @@ def _memos(exe: backend.CpuExecutable) -> list[str]:
     return sorted(out)
 
 
+def _segments(exe: backend.CpuExecutable) -> list[tuple[list[str], int]]:
+    """Per group of memos' calls in a segment: the first op of each of its steps, and
+    its repeats."""
+    out = []
+    for _, run in sorted(exe._segments.values(), key=lambda e: e[0]):
+        for group in run.__self__.groups or []:
+            out.append(([k.step.nodes[0].type for k in group.kernels], group.repeats))
+    return out
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("feeds", ["new", "inplace", "same"])
 def test_training_steps_match_the_reference(dtype, feeds):
@@ -104,6 +114,12 @@ def test_training_steps_match_the_reference(dtype, feeds):
     assert memos.count("MatMul,SelectV2,Sum") == 2, memos
     assert "MatMul" in memos, memos
     assert "ApplyAdam" in memos, memos  # the optimizer's updates, bound to their arrays
+    # Once every kernel has its memo, the products run as their memos' calls alone, a
+    # new batch only rebinding them: all but the last layer's (its bias add is small,
+    # NumPy's: no memo) and the loss's (fetched: no memo).
+    segments = _segments(exe)
+    assert [ops for ops, _ in segments] == [["MatMul"] * 2, ["MatMul"] * 5], segments
+    assert all(repeats >= 3 for _, repeats in segments), segments
 
 
 def test_changing_batch_sizes_take_the_full_path_and_match():
@@ -197,6 +213,36 @@ def test_memo_repeats_rebinds_and_declines():
     b.shape = (3, 2)  # the remembered array, reshaped in place
     assert not m.run([b])
     assert not Memo.applies([a, 1.0])
+
+
+def test_memo_takes_another_input_in_place_of_one():
+    calls = []
+
+    def prepare(ins: list, outs: list) -> tuple:
+        calls.append([x.copy() for x in ins])
+        return (ins[0], ins[1], outs[0])
+
+    def call(args: tuple) -> None:
+        np.subtract(args[0], args[1], out=args[2])
+
+    a, b = np.arange(6.0).reshape(2, 3), np.ones((2, 3))
+    out = np.empty((2, 3))
+    m = Memo([a, b], [out], prepare, call)
+    assert m.holds(0, a) and m.holds(1, b) and not m.holds(0, b)
+    assert m.accept(1, b) and len(calls) == 1  # already held: nothing rebound
+    c = np.full((2, 3), 3.0)
+    assert m.accept(0, c) and len(calls) == 2 and m.holds(0, c) and m.holds(1, b)
+    m.call(m.args)
+    np.testing.assert_array_equal(out, 2.0)  # c - b: the new input with the held one
+    assert not m.accept(0, np.zeros((3, 2)))  # another shape
+    assert not m.accept(0, np.zeros((2, 3), np.float32))  # another dtype
+    assert not m.accept(1, [[0.0] * 3] * 2)  # not an array
+    c.shape = (3, 2)  # the held array, reshaped in place
+    assert not m.holds(0, c) and not m.accept(0, c)
+    d = np.zeros((2, 3))
+    # Input 0 is gone (nothing holds it: these arguments do not): nothing to rebind with.
+    m2 = Memo([np.zeros((2, 3)), d], [out], lambda ins, outs: None, call)
+    assert not m2.accept(1, np.ones((2, 3)))
 
 
 def test_a_reduction_step_repeats_its_call():
@@ -297,3 +343,33 @@ def test_training_steps_from_several_threads_at_once():
         want = s.run(weights)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_traced_steps_between_segment_runs():
+    # A traced run calls each step's kernel (no segment); batches of another size in
+    # traced runs replace the memos, and the untraced runs after them must not repeat
+    # the segment's old calls.
+    sizes = [BATCH, BATCH, BATCH, 48, 48, BATCH, BATCH, 48, BATCH]
+    traced = {3, 4, 6}
+    results = {}
+    for be in ("cpu", "reference"):
+        g, x, y, fetches, init, weights = _model(np.float64)
+        with gf.Session(graph=g, backend=be) as s:
+            s.run(init)
+            out = []
+            for k, (xs, ys) in enumerate(_batches(np.float64, sizes)):
+                if k in traced:
+                    md = gf.RunMetadata()
+                    opts = gf.RunOptions(trace_level=gf.RunOptions.FULL_TRACE)
+                    out.append(s.run(fetches, {x: xs, y: ys}, options=opts,
+                                     run_metadata=md)[1])
+                    assert md.step_stats
+                else:
+                    out.append(s.run(fetches, {x: xs, y: ys})[1])
+            results[be] = out + s.run(weights)
+            if be == "cpu":
+                exe = next(e for e in s._cache.values() if getattr(e, "anchored", None))
+                assert all(repeats >= 1 for _, repeats in _segments(exe))
+    for a, b in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+

@@ -277,6 +277,9 @@ class PlanExecutable:
         self.exclusive = any(s.is_writer or any(n.op_def.stateful and n.type != "VariableV2"
                                                 for n in s.nodes) for s in plan.steps)
         self._runner: Any = None
+        # Steps a backend runs as one call in untraced runs: first step -> (the step
+        # after the last, the call ``f(env, state)``).
+        self._segments: dict[int, tuple[int, Any]] = {}
         self._kernels = []
         for s in plan.steps:
             if not isinstance(s, KernelStep):
@@ -361,7 +364,14 @@ class PlanExecutable:
             lines.append(f"    env[{b}] = VarRef(variables, v{j})")
         lines += ["    token = fperr.ignore()", "    try:", "        pass"]
         ns["ndarray"] = np.ndarray
+        skip_to = 0
         for j, (step, k) in enumerate(zip(plan.steps, self._kernels)):
+            if j < skip_to:
+                continue
+            if j in self._segments:  # steps j..end-1 as one call (a backend's segment)
+                skip_to, ns[f"k{j}"] = self._segments[j]
+                lines.append(f"        k{j}(env, state)")
+                continue
             ns[f"k{j}"] = k.run
             read = _pass_through(step, k)
             if read is None:

@@ -90,6 +90,7 @@ class FusedKernel:
         # where the executable set memo_ok: its outputs are then never held elsewhere.
         self.memo_ok = False
         self._memo: Memo | None = None
+        self.memo_sources = self.in_buffers  # where the memo's inputs come from
         self._reads_handles = False  # whether inputs include variable handles
         # Inputs whose buffers hold the plan's constants (``fixed``) never change, so the
         # per-run dispatch key leaves them out; None: every input is keyed.
@@ -205,6 +206,10 @@ class FusedKernel:
             env[b] = o
         if self.memo_ok and fn is not None and Memo.applies(args):
             self._memo = Memo(args, outs, *self._bind(plan, args))
+
+    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
+        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
+        return list(zip(self.out_buffers, self._memo.outs))
 
     def _bind(self, plan: tuple, args: list[np.ndarray]) -> tuple[Callable, Callable]:
         """``(prepare, call)`` of a compiled plan for inputs shaped like ``args``, as
@@ -635,6 +640,8 @@ class AnchorKernel:
         # Anchor outputs stored straight into the plan's buffers.
         self.anchor_stores = [(i, out_at[(anchor.id, i)]) for i in range(anchor.num_outputs)
                               if (anchor.id, i) in out_at]
+        from graphflow.kernels.cpu import library
+
         self.epilogue: FusedKernel | ReductionKernel | None = None
         # Whether the epilogue's outputs are always new arrays (a reduction's prologue
         # value may be an input itself on its reference path).
@@ -665,14 +672,16 @@ class AnchorKernel:
             self.epilogue_stores = [out_at[(v[0].id, v[1])] for v in outs]
             self.local_size = len(ins) + len(outs)
         self.has_epilogue = bool(epilogue)
+        # Where the memo's inputs come from: the product's operands, then the
+        # epilogue's other inputs.
+        self._epilogue_sources = ([src for from_anchor, src in self.sources if not from_anchor]
+                                  if epilogue else [])
+        self.memo_sources = self.anchor_buffers + self._epilogue_sources
         # The last product and epilogue, repeated while their inputs match (see memo.py);
         # only for a MatMul, where the executable set memo_ok.
-        from graphflow.kernels.cpu import library
-
         self._matmul = lib is library.matmul
         self.memo_ok = False
         self._memo: Memo | None = None
-        self._memo_sources: list[int] = []  # env buffers of the epilogue's other inputs
         self._memo_stores: list[tuple[int, int]] = []  # (env buffer, memo output)
         # (library fn, bias buffer or None, relu, store buffer): an epilogue the library
         # kernel applies as it stores its result (see _store_epilogue).
@@ -689,7 +698,7 @@ class AnchorKernel:
             args.append(v)
         memo = self._memo
         if memo is not None:
-            if memo.run(args + [env[src] for src in self._memo_sources]):
+            if memo.run(args + [env[src] for src in self._epilogue_sources]):
                 outs = memo.outs
                 for b, k in self._memo_stores:
                     env[b] = outs[k]
@@ -724,6 +733,11 @@ class AnchorKernel:
             env[b] = local[n_in + k]
         if self.memo_ok and self._matmul:
             self._remember(args, results[0], local)
+
+    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
+        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
+        outs = self._memo.outs
+        return [(b, outs[k]) for b, k in self._memo_stores]
 
     def _remember(self, args: list[Any], product: np.ndarray, local: list[Any]) -> None:
         """Makes the :class:`memo.Memo` of a product and its compiled epilogue, which
@@ -769,7 +783,6 @@ class AnchorKernel:
                 e_call(bound[3])
 
         self._memo = Memo(inputs, [product] + list(e_outs), prepare, call)
-        self._memo_sources = [src for from_anchor, src in epi_sources if not from_anchor]
         self._memo_stores = [(b, 0) for _, b in self.anchor_stores] + (
             [(b, 1 + k) for k, b in enumerate(self.epilogue_stores)] if self.has_epilogue
             else [])
@@ -1033,6 +1046,7 @@ class CpuExecutable(PlanExecutable):
                 self._kernels[j] = _Done(plan.steps[j])
         if self.exclusive:
             self._enable_memos()
+            self._segment()
         self.lowered = True
         self._runner = None  # rebuilt over the new kernels
 
@@ -1073,6 +1087,22 @@ class CpuExecutable(PlanExecutable):
                     kernel.memo_ok = not any((at, b) in unsafe for b in stores)
                     if kernel.epilogue is not None:
                         kernel.epilogue.memo_ok = kernel.memo_ok
+
+    def _segment(self) -> None:
+        """Runs of two or more neighbouring steps whose kernels all remember their calls
+        become :class:`segment.Segment` s, one call each in untraced runs."""
+        from graphflow.kernels.cpu.segment import Segment, segmentable
+
+        kernels, steps = self._kernels, self.plan.steps
+        j = 0
+        while j < len(kernels):
+            end = j
+            while end < len(kernels) and segmentable(kernels[end]):
+                end += 1
+            if end - j >= 2:
+                seg = Segment(kernels[j:end], [steps[i].out_buffers for i in range(j, end)])
+                self._segments[j] = (end, seg.run)
+            j = max(end, j + 1)
 
     def _pair(self) -> None:
         """Neighbouring steps that are both convolution kernels and independent of each

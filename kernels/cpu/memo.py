@@ -44,9 +44,13 @@ class Memo:
         of the same shapes, dtypes and strides.
       call: ``call(args)``: the kernel call itself.
       args: ``prepare(inputs, outs)`` when the caller has it already.
+
+    Attributes:
+      outs: the output arrays.
+      args: the bound arguments; ``call(args)`` repeats the call.
     """
 
-    __slots__ = ("_refs", "_sigs", "outs", "_args", "prepare", "call")
+    __slots__ = ("_refs", "_sigs", "outs", "args", "prepare", "call")
 
     def __init__(self, inputs: list[np.ndarray], outs: list[np.ndarray],
                  prepare: Callable[[list[np.ndarray], list[np.ndarray]], Any],
@@ -56,7 +60,7 @@ class Memo:
         self.outs = outs
         self.prepare = prepare
         self.call = call
-        self._args = prepare(inputs, outs) if args is None else args
+        self.args = prepare(inputs, outs) if args is None else args
 
     @staticmethod
     def applies(inputs: list[Any]) -> bool:
@@ -76,7 +80,31 @@ class Memo:
             else:
                 rebind = True
         if rebind:
-            self._args = self.prepare(inputs, self.outs)
+            self.args = self.prepare(inputs, self.outs)
             self._refs = [weakref.ref(x) for x in inputs]
-        self.call(self._args)
+        self.call(self.args)
+        return True
+
+    def holds(self, i: int, x: Any) -> bool:
+        """Whether input ``i`` is ``x`` as last bound (the same array, not reshaped)."""
+        return self._refs[i]() is x and x.shape == self._sigs[i][0]
+
+    def accept(self, i: int, x: Any) -> bool:
+        """Takes ``x`` as input ``i`` from now on if :meth:`run` would (rebinding the
+        arguments when it is another array); the other inputs stay as last bound.
+
+        Returns:
+          Whether the memo now holds ``x`` (False: ``x`` needs the kernel's full path,
+          or another input's array is gone).
+        """
+        if self.holds(i, x):
+            return True
+        if type(x) is not np.ndarray or (x.shape, x.dtype, x.strides) != self._sigs[i]:
+            return False
+        inputs = [r() for r in self._refs]
+        inputs[i] = x
+        if any(v is None for v in inputs):
+            return False
+        self.args = self.prepare(inputs, self.outs)
+        self._refs[i] = weakref.ref(x)
         return True

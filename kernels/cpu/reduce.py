@@ -404,6 +404,11 @@ class ReductionKernel:
         # executable set memo_ok: its outputs are then never held elsewhere.
         self.memo_ok = False
         self._memo: Memo | None = None
+        self.memo_sources = self.in_buffers  # where the memo's inputs come from
+
+    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
+        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
+        return list(zip(self.out_buffers, self._memo.outs))
 
     @property
     def dispatchers(self) -> list[Any]:
