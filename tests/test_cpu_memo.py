@@ -373,3 +373,24 @@ def test_traced_steps_between_segment_runs():
     for a, b in zip(results["cpu"], results["reference"]):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
 
+
+def test_large_product_epilogues_run_split_over_the_native_pool():
+    # 128x256 hidden layers: their bias, relu and mask loops (backend.NATIVE_EPILOGUE_MIN
+    # elements and more) run in pieces on the native pool, through trampolines into the
+    # compiled loop; the last layer's 128x4 one stays one call.
+    from graphflow.kernels.cpu import native, pool
+
+    assert 128 * 256 >= backend.NATIVE_EPILOGUE_MIN
+    sizes = [128] * 3 + [96] + [128] * 2  # a batch of another size: new memos, rebound
+    got, got_w, exe = _train("cpu", np.float64, "new", sizes, hidden=256)
+    want, want_w, _ = _train("reference", np.float64, "new", sizes, hidden=256)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    for a, b in zip(got_w, want_w):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    split = []
+    for k in exe._kernels:
+        epi = getattr(k, "epilogue", None)
+        if isinstance(epi, backend.FusedKernel):
+            job = epi._memo.args[0] if epi._memo is not None else None
+            split.append(isinstance(job, native.Job) and len(job.blocks) == pool.capacity())
+    assert split == [pool.available()] * 2 + [False], split

@@ -56,6 +56,9 @@ __all__ = ["AnchorKernel", "ApplyKernel", "CpuExecutable", "FusedKernel", "Split
 # about 1M elements, tanh(x*0.5+1)*sigmoid(x) from under 128K. Numba's parallel=True
 # would split loops too but multiplies compile time by 3-4.
 PARALLEL_MIN_SIZE = 1 << 20
+# The same for a product's remembered epilogue, split over the native pool (see
+# FusedKernel._native_bind): its hand-off costs a few microseconds.
+NATIVE_EPILOGUE_MIN = 1 << 15
 # Smaller loops run the reference evaluation (NumPy, op by op): below this size a
 # compiled kernel saves less than its dispatch costs, and graphs of small tensors (most
 # tests, toy models) start without compiling anything. GRAPHFLOW_JIT_MIN_SIZE=0 compiles
@@ -91,6 +94,10 @@ class FusedKernel:
         self.memo_ok = False
         self._memo: Memo | None = None
         self.memo_sources = self.in_buffers  # where the memo's inputs come from
+        # Work (elements x body_weight) from which a remembered loop runs split over
+        # the native pool (see _native_bind); None: never (it is set for the epilogue
+        # of a product, whose pool is awake and whose result is in both cores' caches).
+        self.native_split_min: int | None = None
         self._reads_handles = False  # whether inputs include variable handles
         # Inputs whose buffers hold the plan's constants (``fixed``) never change, so the
         # per-run dispatch key leaves them out; None: every input is keyed.
@@ -216,6 +223,10 @@ class FusedKernel:
         :class:`memo.Memo` takes them: the arguments and the calls :meth:`run` makes."""
         fn, shape, flat, chunks = plan
         cache_, threads_ = self._cache, self._threads
+        if self.native_split_min is not None:
+            bound = self._native_bind(plan, args)
+            if bound is not None:
+                return bound
         if flat is _ROWCOL:
             scales, cols = chunks
             rows = math.prod(shape) // cols
@@ -249,6 +260,59 @@ class FusedKernel:
         else:
             def call(kargs: list) -> None:
                 cache_.call_kernel(fn, kargs)
+        return prepare, call
+
+    def _native_bind(self, plan: tuple, args: list[np.ndarray]) -> tuple | None:
+        """``(prepare, call)`` running a flat or row-by-column loop in one piece per
+        thread of the native pool, each piece calling the compiled kernel through a
+        trampoline (:mod:`native`); None where that does not apply (a rank-N loop, too
+        little work, no pool).
+
+        After a product split over both cores, a memory-bound epilogue run on one
+        core reads half its input from the other core's cache: the mlp bench's bias,
+        relu and mask over a 256x512 product took ~81 us after the product, ~38 us in
+        two pieces (the next product no slower).
+        """
+        from graphflow.kernels.cpu import native, pool
+
+        fn, shape, flat, chunks = plan
+        size = math.prod(shape)
+        if (fn is None or size * self.weight < self.native_split_min or not flat
+                or not pool.available()):
+            return None
+        parts = pool.capacity()
+        n_in = len(args)
+        if flat is _ROWCOL:
+            scales, cols = chunks
+            n, extra = size // cols, [cols]
+        else:
+            scales = [None if a.size == 1 else 1 for a in args] + [1] * len(self.out_dtypes)
+            n, extra = size, []
+        if n < 2 * parts:
+            return None
+        bounds = [n * k // parts for k in range(parts + 1)]
+        address: list[int | None] = []
+        cache_ = self._cache
+
+        def prepare(args: list, outs: list) -> tuple:
+            flat_args = [a.reshape(-1) for a in args[:n_in]] + [o.reshape(-1) for o in outs]
+            calls = [[a if s is None else a[lo * s:hi * s] for a, s in zip(flat_args, scales)]
+                     + extra for lo, hi in zip(bounds, bounds[1:])]
+            if not address:
+                address.append(native.kernel_address(fn, calls[0]))
+            if address[0] is None:  # not callable natively: the dispatcher, one call
+                return None, None, flat_args + extra
+            job = native.Job(address[0], calls)
+            return job, pool.Section(job.fn, job.blocks), flat_args + extra
+
+        def call(bound: tuple) -> None:
+            job, section, whole = bound
+            if section is not None:
+                section.run()
+                if not job.failed():
+                    return
+            cache_.call_kernel(fn, whole)  # (a failed piece: the dispatcher's error)
+
         return prepare, call
 
     def _make_small(self) -> Any:
@@ -664,6 +728,8 @@ class AnchorKernel:
                 body = lower_step(sub)  # type: ignore[arg-type]
                 if body is not None:
                     self.epilogue = FusedKernel(sub, body, ref, fast_math, min_size)
+                    if lib is library.matmul:
+                        self.epilogue.native_split_min = NATIVE_EPILOGUE_MIN
             self._run_epilogue = (self.epilogue or ref).run
             # Where each epilogue input comes from: the anchor (output index) or a buffer.
             self.sources = [(True, v[1]) if v[0].id == anchor.id else (False, where[(v[0].id,
