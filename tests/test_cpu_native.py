@@ -47,19 +47,47 @@ def _compiled(fn, *args):
     return native.kernel_address(fn, args)
 
 
-def test_addresses_only_for_compiled_void_kernels_of_flat_arrays_and_ints():
+def test_addresses_only_for_kernels_compiled_for_the_argument_types():
     x, y, out = np.arange(8.0), np.ones(8), np.zeros(8)
     assert isinstance(_compiled(_axpy, x, y, out, 3), int)
     assert native.kernel_address(_axpy, [x, y, out, 3.5]) is None  # not compiled for it
     assert native.kernel_address(_axpy, [x.astype(np.float32), y, out, 3]) is None
-    _axpy(x[::2], y[::2], out[::2], 3)  # compiled for strided arrays: not callable here
-    assert native.kernel_address(_axpy, [x[::2], y[::2], out[::2], 3]) is None
-    m = np.zeros((2, 4))
-    _double(m, m)
-    assert native.kernel_address(_double, [m, m]) is None  # 2-D
+    assert native.kernel_address(_axpy, [x[::2], y[::2], out[::2], 3]) is None  # strided
+    assert native.kernel_address(_axpy, [x, y, out[::-1].copy(), 3]) is not None
     _returns(x)
     assert native.kernel_address(_returns, [x]) is None  # returns a value
     assert native.kernel_address(np.add, [x, y]) is None  # not a Numba dispatcher
+
+
+@njit(nogil=True)
+def _grid(x, out, k):
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            for m in range(x.shape[2]):
+                out[i, j, m] = x[i, j, m] * k + j
+
+
+def test_arrays_of_any_rank_and_layout():
+    # 3-D arrays, and strided views (a kernel compiled for layout "A"): the trampoline
+    # passes each piece's extents and strides.
+    x = np.arange(60.0).reshape(2, 6, 5)
+    out = np.zeros((2, 6, 5))
+    pieces = [[x[:, :4], out[:, :4], 3], [x[:, 4:], out[:, 4:], 3]]
+    assert native.kernel_address(_grid, pieces[0]) is None  # only compiled for layout C
+    _compiled(_grid, x, out, 3)
+    address = _compiled(_grid, *pieces[0])
+    assert address == native.kernel_address(_grid, pieces[1])
+    native.Job(address, pieces).run_here()
+    # Each piece numbers its rows from 0.
+    np.testing.assert_array_equal(out, x * 3 + np.array([0, 1, 2, 3, 0, 1])[:, None])
+    wide = np.arange(20.0)
+    res = np.zeros(20)
+    address = _compiled(_axpy, wide[::2], wide[1::2], res[::2], 1)
+    assert address != native.kernel_address(_axpy, [wide[:10], wide[10:], res[:10], 1])
+    native.Job(address, [[wide[0:8:2], wide[1:8:2], res[0:8:2], 2],
+                         [wide[8::2], wide[9::2], res[8::2], 2]]).run_here()
+    np.testing.assert_array_equal(res[::2], wide[::2] * 2 + wide[1::2])
+    assert not res[1::2].any()
 
 
 @pytest.mark.parametrize("where", ["pool", "here"])

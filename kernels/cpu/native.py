@@ -13,11 +13,11 @@ makes) would compile the kernel's body again into a module of its own: done for
 the mlp bench's epilogues, that took the time to its second step with an empty
 kernel cache from 2.45 s to 4.71 s.
 
-A block holds the kernel's address, then per array its data address, length and
-item size, then each int, then a slot the trampoline writes the kernel's status
-into. Arrays are 1-D and contiguous (the flat and row-by-column loops of
-:mod:`codegen`), passed without a meminfo: the kernel borrows them, as it does
-from its dispatcher, and Numba's reference counting skips a null meminfo.
+A block holds the kernel's address, then per array its data address, element
+count, item size, extents and strides (bytes), then each int, then a slot the
+trampoline writes the kernel's status into. Arrays are passed without a meminfo:
+the kernel borrows them, as it does from its dispatcher, and Numba's reference
+counting skips a null meminfo.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 __all__ = ["Job", "kernel_address", "trampoline"]
 
 _lock = threading.Lock()
-_trampolines: dict[tuple[int, int], int] = {}
+_trampolines: dict[tuple[tuple[int, ...], int], int] = {}
 _engines: list[Any] = []  # kept alive: they own the trampolines' machine code
 
 
@@ -41,8 +41,8 @@ def kernel_address(dispatcher: Any, args: Sequence[Any]) -> int | None:
     """The address of the machine code ``dispatcher`` runs for ``args``, or None.
 
     Only for a kernel returning nothing, compiled (or loaded from the disk cache)
-    already for exactly these argument types, all of them 1-D C-contiguous arrays
-    or ints (typed int64).
+    already for exactly these argument types (each array's dtype, rank, layout and
+    writability), arrays first, then ints (typed int64).
     """
     from numba import types
 
@@ -53,35 +53,38 @@ def kernel_address(dispatcher: Any, args: Sequence[Any]) -> int | None:
         return None
     if cres is None or cres.signature.return_type != types.none:
         return None
-    for t in sig:
-        if not (t == types.int64 or (isinstance(t, types.Array) and t.ndim == 1
-                                     and t.layout == "C")):
-            return None
+    arrays = sum(isinstance(t, types.Array) for t in sig)
+    if not all(isinstance(t, types.Array) for t in sig[:arrays]) or any(
+            t != types.int64 for t in sig[arrays:]):
+        return None
     try:
         return int(cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
     except Exception:
         return None
 
 
-def _ir(arrays: int, ints: int) -> str:
-    """The trampoline for a kernel of ``arrays`` 1-D arrays followed by ``ints`` ints."""
+def _ir(ranks: tuple[int, ...], ints: int) -> str:
+    """The trampoline for a kernel of arrays of ``ranks`` followed by ``ints`` ints."""
     loads, call = [], ["i8* %retp", "i8** %exc"]
+    at = 1
 
-    def word(name: str, at: int) -> None:
+    def word(name: str) -> str:
+        nonlocal at
         loads.append(f"  %{name}.p = getelementptr i64, i64* %b, i64 {at}\n"
                      f"  %{name} = load i64, i64* %{name}.p\n")
+        at += 1
+        return f"i64 %{name}"
 
-    word("fn.i", 0)
-    for j in range(arrays):
-        word(f"d{j}.i", 1 + 3 * j)
-        word(f"n{j}", 2 + 3 * j)
-        word(f"s{j}", 3 + 3 * j)
+    loads.append("  %fn.i.p = getelementptr i64, i64* %b, i64 0\n"
+                 "  %fn.i = load i64, i64* %fn.i.p\n")
+    for j, rank in enumerate(ranks):
+        word(f"d{j}.i")
         loads.append(f"  %d{j} = inttoptr i64 %d{j}.i to i8*\n")
-        call += ["i8* null", "i8* null", f"i64 %n{j}", f"i64 %s{j}", f"i8* %d{j}",
-                 f"i64 %n{j}", f"i64 %s{j}"]
-    for j in range(ints):
-        word(f"k{j}", 1 + 3 * arrays + j)
-        call.append(f"i64 %k{j}")
+        count, size = word(f"n{j}"), word(f"z{j}")
+        dims = [word(f"e{j}.{d}") for d in range(rank)] + [word(f"s{j}.{d}")
+                                                           for d in range(rank)]
+        call += ["i8* null", "i8* null", count, size, f"i8* %d{j}"] + dims
+    call += [word(f"k{j}") for j in range(ints)]
     sig = ", ".join(c.split(" ")[0] for c in call)
     return f"""define void @gf_trampoline(i64* %b) {{
 entry:
@@ -91,7 +94,7 @@ entry:
   %retp = bitcast [4 x i64]* %ret to i8*
 {''.join(loads)}  %fn = inttoptr i64 %fn.i to i32 ({sig})*
   %st = call i32 %fn({', '.join(call)})
-  %st.p = getelementptr i64, i64* %b, i64 {1 + 3 * arrays + ints}
+  %st.p = getelementptr i64, i64* %b, i64 {at}
   %st64 = sext i32 %st to i64
   store i64 %st64, i64* %st.p
   ret void
@@ -99,34 +102,34 @@ entry:
 """
 
 
-def trampoline(arrays: int, ints: int) -> int:
-    """The address of ``void t(int64 *block)`` calling a kernel of ``arrays`` 1-D arrays
+def trampoline(ranks: tuple[int, ...], ints: int) -> int:
+    """The address of ``void t(int64 *block)`` calling a kernel of arrays of ``ranks``
     then ``ints`` ints (see the module doc for the block), made on first use."""
     with _lock:
-        address = _trampolines.get((arrays, ints))
+        address = _trampolines.get((ranks, ints))
         if address is None:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
             machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(
                 opt=2)
-            mod = llvm.parse_assembly(_ir(arrays, ints))
+            mod = llvm.parse_assembly(_ir(ranks, ints))
             mod.verify()
             engine = llvm.create_mcjit_compiler(mod, machine)
             engine.finalize_object()
             _engines.append(engine)
-            address = _trampolines[(arrays, ints)] = engine.get_function_address(
+            address = _trampolines[(ranks, ints)] = engine.get_function_address(
                 "gf_trampoline")
     return address
 
 
 class Job:
-    """Calls of one compiled kernel over 1-D arrays and ints, as blocks for a
-    trampoline: one row per call.
+    """Calls of one compiled kernel over arrays and ints, as blocks for a trampoline:
+    one row per call.
 
     Args:
       kernel: the kernel's address (:func:`kernel_address`).
-      calls: per call, its arguments: 1-D C-contiguous arrays, then ints; the same
-        kinds in every call.
+      calls: per call, its arguments: arrays, then ints; of the same types in every
+        call (those :func:`kernel_address` found the kernel for).
 
     Attributes:
       fn: the trampoline's address.
@@ -135,14 +138,15 @@ class Job:
 
     def __init__(self, kernel: int, calls: Sequence[Sequence[Any]]) -> None:
         arrays = sum(isinstance(a, np.ndarray) for a in calls[0])
+        ranks = tuple(a.ndim for a in calls[0][:arrays])
         ints = len(calls[0]) - arrays
-        self.fn = trampoline(arrays, ints)
-        self.blocks = np.zeros((len(calls), 2 + 3 * arrays + ints), np.int64)
+        self.fn = trampoline(ranks, ints)
+        self.blocks = np.zeros((len(calls), 2 + 3 * arrays + 2 * sum(ranks) + ints), np.int64)
         for row, args in zip(self.blocks, calls):
-            row[0] = kernel
-            for j, a in enumerate(args[:arrays]):
-                row[1 + 3 * j: 4 + 3 * j] = (a.ctypes.data, a.shape[0], a.itemsize)
-            row[1 + 3 * arrays: 1 + 3 * arrays + ints] = args[arrays:]
+            words = [kernel]
+            for a in args[:arrays]:
+                words += [a.ctypes.data, a.size, a.itemsize, *a.shape, *a.strides]
+            row[:-1] = words + list(args[arrays:])
 
     def failed(self) -> bool:
         """Whether some call's kernel returned an error status in the last run."""

@@ -405,6 +405,9 @@ class ReductionKernel:
         self.memo_ok = False
         self._memo: Memo | None = None
         self.memo_sources = self.in_buffers  # where the memo's inputs come from
+        # Elements from which a remembered column sum runs split over the native pool
+        # (see _native_split); None: never (set for a product's epilogue).
+        self.native_split_min: int | None = None
 
     def memo_stores(self) -> list[tuple[int, np.ndarray]]:
         """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
@@ -500,6 +503,9 @@ class ReductionKernel:
                 views.append(np.empty(call.acc_shape, np.dtype(self.acc_np)))
             return views + extra if call.mode == "nd" or not call.chunks else views
 
+        split = self._native_split(call, prepare)
+        if split is not None:
+            return split
         if call.mode == "nd" or not call.chunks:
             def run(views: list[Any]) -> None:
                 cache.call_kernel(fn, views)
@@ -508,6 +514,65 @@ class ReductionKernel:
 
             def run(views: list[Any]) -> None:
                 _run_chunks(fn, views, n_in, extra, chunks)
+
+        return prepare, run
+
+    def _native_split(self, call: _Call, whole: Callable) -> tuple | None:
+        """``(prepare, run)`` of a column sum (a bias gradient: the 3-D loop with K1 > 1)
+        in one piece of rows per thread of the native pool, each summing its rows into
+        an output of its own, added up after (see :mod:`native`); None where that does
+        not apply (not set for this kernel, another loop or reducer, an epilogue after
+        the sum, too little work, no pool). ``whole`` prepares the one-call arguments.
+
+        Each piece rounds its sums to the output dtype before they are added, so a
+        float32 sum may differ from the one-call loop's in its last bit.
+        """
+        from graphflow.kernels.cpu import native, pool
+
+        g = self.group
+        if (self.native_split_min is None or call.mode != "3d" or call.chunks
+                or g.op not in ("Sum", "BiasAddGrad") or g.epilogue
+                or not pool.available()):
+            return None
+        k0, r, k1 = call.extra
+        parts = pool.capacity()
+        if k1 < 2 or k0 * r * k1 < self.native_split_min or r < 2 * parts:
+            return None
+        bounds = [r * k // parts for k in range(parts + 1)]
+        # Per view: "P" sliced by rows, "R" a sum (a piece's own), "W" whole.
+        kinds = ["W" if shape is None else "P" for _, (shape, _) in
+                 zip(g.p_inputs, call.p_views)] + ["W"] * len(g.q_inputs)
+        kinds += [g.outputs[k][0] for k in range(len(self.out_dtypes))]
+        fn = call.fn
+        address: list[int | None] = []
+
+        def prepare(args: list[np.ndarray], outs: list[np.ndarray]) -> tuple:
+            views = whole(args, outs)  # the arrays, then K0, R, K1
+            sums = [(v, [np.empty_like(v) for _ in bounds[2:]])
+                    for v, kind in zip(views[:len(kinds)], kinds) if kind == "R"]
+            calls = []
+            for p, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+                own = iter([v if p == 0 else extra[p - 1] for v, extra in sums])
+                calls.append([v[:, lo:hi] if kind == "P" else next(own) if kind == "R" else v
+                              for v, kind in zip(views[:len(kinds)], kinds)] + [k0, hi - lo, k1])
+            if not address:
+                found = {native.kernel_address(fn, c) for c in calls}
+                address.append(found.pop() if len(found) == 1 else None)
+            if address[0] is None:  # not callable natively: the dispatcher, one call
+                return None, None, views, sums
+            job = native.Job(address[0], calls)
+            return job, pool.Section(job.fn, job.blocks), views, sums
+
+        def run(bound: tuple) -> None:
+            job, section, views, sums = bound
+            if section is not None:
+                section.run()
+                if not job.failed():
+                    for total, more in sums:
+                        for part in more:
+                            np.add(total, part, out=total)
+                    return
+            cache.call_kernel(fn, views)  # (a failed piece: the dispatcher's error)
 
         return prepare, run
 
