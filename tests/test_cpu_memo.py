@@ -114,11 +114,13 @@ def test_training_steps_match_the_reference(dtype, feeds):
     assert memos.count("MatMul,SelectV2,Sum") == 2, memos
     assert "MatMul" in memos, memos
     assert "ApplyAdam" in memos, memos  # the optimizer's updates, bound to their arrays
-    # Once every kernel has its memo, the products run as their memos' calls alone, a
-    # new batch only rebinding them: all but the last layer's (its bias add is small,
-    # NumPy's: no memo) and the loss's (fetched: no memo).
+    # Once every kernel has its memo, the products and the loss run as their memos'
+    # calls alone, a new batch only rebinding them (the last layer's small bias add,
+    # NumPy's, copied into the memo's arrays; the fetched mean loss a new array each
+    # step, the losses above compared after all steps ran).
     segments = _segments(exe)
-    assert [ops for ops, _ in segments] == [["MatMul"] * 2, ["MatMul"] * 5], segments
+    assert [ops for ops, _ in segments] == [
+        ["MatMul"] * 3 + ["_SoftmaxCrossEntropyMean"] + ["MatMul"] * 5], segments
     assert all(repeats >= 3 for _, repeats in segments), segments
 
 
@@ -404,3 +406,39 @@ def test_large_product_epilogues_run_split_over_the_native_pool(dtype):
     assert split == {"MatMul": False, "MatMul_1": on, "MatMul_2": False,
                      "gradients/MatMul_2_grad/MatMul": False,
                      "gradients/MatMul_1_grad/MatMul": on}, split
+
+
+def test_a_bad_label_in_a_remembered_step_raises_the_reference_error():
+    g, x, y, fetches, init, weights = _model(np.float64)
+    (xs, ys), = _batches(np.float64, [BATCH])
+    with gf.Session(graph=g) as s:
+        s.run(init)
+        for _ in range(3):
+            s.run(fetches, {x: xs, y: ys})
+        bad = ys.copy()
+        bad[5] = N_OUT  # out of range
+        with pytest.raises(gf.errors.InvalidArgumentError, match="label"):
+            s.run(fetches, {x: xs, y: bad})
+        loss = s.run(fetches, {x: xs, y: ys})[1]
+    assert np.isfinite(loss)
+
+
+def test_the_remembered_loss_is_a_new_array_every_step():
+    # The plan's own results (before the Session turns 0-d arrays into scalars): the
+    # mean loss, which the plan returns, is never written in place by a later step.
+    g, x, y, fetches, init, weights = _model(np.float64)
+    data = _batches(np.float64, [BATCH] * 5)
+    with gf.Session(graph=g) as s:
+        s.run(init)
+        s.run(fetches, {x: data[0][0], y: data[0][1]})
+        exe = next(e for e in s._cache.values() if getattr(e, "anchored", None))
+        kept = []
+        for xs, ys in data:
+            loss = exe.run({x: xs, y: ys}, s._state)[0]  # (the train op is no tensor)
+            kept.append((loss, float(loss)))
+        xent = next(k for k in exe._kernels
+                    if getattr(k, "anchor", None) is not None
+                    and k.anchor.type == "_SoftmaxCrossEntropyMean")
+        assert xent._memo is not None
+    assert len({id(a) for a, _ in kept}) == len(kept)
+    assert [float(a) for a, _ in kept] == [v for _, v in kept]

@@ -135,6 +135,7 @@ class FusedKernel:
             self._small.append((n.op_def.reference, n.ref_op(), src, n.dtypes[0].np))
         self._small_outs = [local[n.id] for n, _ in step.outputs]
         self._small_fn: Any = None
+        self._small_into: Any = None
 
     def _kernel(self, rank: int, dtypes: tuple, scalars: tuple[bool, ...]) -> Any:
         key = (rank, dtypes, scalars)
@@ -185,6 +186,8 @@ class FusedKernel:
                 small(args, env, state)  # stores the outputs in env
             except Exception:
                 return self.fallback.run(env, state)
+            if self.memo_ok and Memo.applies(args):
+                self._remember_small(args, env)
             return None
         if plan is _FALLBACK:
             return self.fallback.run(env, state)
@@ -214,9 +217,9 @@ class FusedKernel:
         if self.memo_ok and fn is not None and Memo.applies(args):
             self._memo = Memo(args, outs, *self._bind(plan, args))
 
-    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
-        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
-        return list(zip(self.out_buffers, self._memo.outs))
+    def memo_stores(self) -> list[tuple[int, int]]:
+        """``(buffer, index in the memo's outs)`` per output (see :mod:`segment`)."""
+        return [(b, k) for k, b in enumerate(self.out_buffers)]
 
     def _bind(self, plan: tuple, args: list[np.ndarray]) -> tuple[Callable, Callable]:
         """``(prepare, call)`` of a compiled plan for inputs shaped like ``args``, as
@@ -315,13 +318,39 @@ class FusedKernel:
 
         return prepare, call
 
-    def _make_small(self) -> Any:
+    def _remember_small(self, args: list[np.ndarray], env: list[Any]) -> None:
+        """Makes the memo of a small loop that just stored its results in ``env``: they
+        are copied into arrays of the memo's own (the NumPy results may be an input or
+        view one), which a repeat overwrites through :meth:`_make_small`'s "into"
+        function. Only where every node's reference is a plain NumPy function."""
+        into = self._small_into
+        if into is None:
+            if not all(n.op_def.plain_reference is not None for n in self.step.nodes):
+                return
+            into = self._small_into = self._make_small(into=True)
+        outs = []
+        for b, dt in zip(self.out_buffers, self.out_dtypes):
+            v = env[b]
+            if type(v) is not np.ndarray or v.dtype != dt:
+                return
+            outs.append(np.array(v))
+        for b, o in zip(self.out_buffers, outs):
+            env[b] = o
+
+        def prepare(args: list, outs: list) -> tuple:
+            return args, outs
+
+        self._memo = Memo(args, outs, prepare, lambda bound: into(*bound))
+
+    def _make_small(self, into: bool = False) -> Any:
         """The small-loop path as one Python function ``f(args, env, state)`` storing the
         outputs in ``env``: each node's NumPy reference called in order on the group's
         inputs, results cast to the node's dtype (the reference evaluation reruns the
-        group if anything raises, so errors still read the same)."""
-        ns: dict[str, Any] = {"asarray": np.asarray}
-        lines = ["def small(args, env, state):"]
+        group if anything raises, so errors still read the same). With ``into``,
+        ``f(args, outs)`` copying the results into the arrays ``outs`` (for plain NumPy
+        references only)."""
+        ns: dict[str, Any] = {"asarray": np.asarray, "copyto": np.copyto}
+        lines = ["def small(args, outs):" if into else "def small(args, env, state):"]
         for k, ((ref, op, src, dt), node) in enumerate(zip(self._small, self.step.nodes)):
             ns[f"f{k}"], ns[f"op{k}"], ns[f"dt{k}"] = ref, op, dt
             operands = ", ".join(f"args[{a}]" if inp else f"r{a}" for inp, a in src)
@@ -333,8 +362,8 @@ class FusedKernel:
                 lines.append(f"    r{k} = asarray(f{k}(op{k}, [{operands}], state))")
             lines += [f"    if r{k}.dtype is not dt{k} and r{k}.dtype != dt{k}:",
                       f"        r{k} = r{k}.astype(dt{k})"]
-        for b, k in zip(self.out_buffers, self._small_outs):
-            lines.append(f"    env[{b}] = r{k}")
+        for j, (b, k) in enumerate(zip(self.out_buffers, self._small_outs)):
+            lines.append(f"    copyto(outs[{j}], r{k})" if into else f"    env[{b}] = r{k}")
         exec(compile("\n".join(lines), "<graphflow small loop>", "exec"), ns)
         return ns["small"]
 
@@ -745,6 +774,11 @@ class AnchorKernel:
         # The last product and epilogue, repeated while their inputs match (see memo.py);
         # only for a MatMul, where the executable set memo_ok.
         self._matmul = lib is library.matmul
+        # Another library op's remembered call (library.MEMO_BINDERS), without epilogue.
+        self._binder = (library.MEMO_BINDERS.get(anchor.type)
+                        if lib is not None and not epilogue else None)
+        self.fresh_outputs = (library.FRESH_OUTPUTS.get(anchor.type, frozenset())
+                              if self._binder is not None else frozenset())
         self.memo_ok = False
         self._memo: Memo | None = None
         self._memo_stores: list[tuple[int, int]] = []  # (env buffer, memo output)
@@ -788,6 +822,8 @@ class AnchorKernel:
         if not self.has_epilogue:
             if self.memo_ok and self._matmul:
                 self._remember(args, results[0], [])
+            elif self.memo_ok and self._binder is not None:
+                self._remember_library(args, results)
             return
         local: list[Any] = [None] * self.local_size
         for j, (from_anchor, src) in enumerate(self.sources):
@@ -801,10 +837,20 @@ class AnchorKernel:
         if self.memo_ok and self._matmul:
             self._remember(args, results[0], local)
 
-    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
-        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
-        outs = self._memo.outs
-        return [(b, outs[k]) for b, k in self._memo_stores]
+    def memo_stores(self) -> list[tuple[int, int]]:
+        """``(buffer, index in the memo's outs)`` per output (see :mod:`segment`)."""
+        return self._memo_stores
+
+    def _remember_library(self, args: list[Any], results: list[Any]) -> None:
+        """Makes the memo of a library op (:data:`library.MEMO_BINDERS`) that just made
+        ``results`` from ``args``: their arrays are the ones its repeats write."""
+        if not Memo.applies(args) or not all(type(r) is np.ndarray for r in results):
+            return
+        bound = self._binder(self.anchor, args)
+        if bound is None:
+            return
+        self._memo = Memo(args, list(results), *bound)
+        self._memo_stores = [(b, i) for i, b in self.anchor_stores]
 
     def _remember(self, args: list[Any], product: np.ndarray, local: list[Any]) -> None:
         """Makes the :class:`memo.Memo` of a product and its compiled epilogue, which
@@ -1164,7 +1210,9 @@ class CpuExecutable(PlanExecutable):
                 if isinstance(kernel, (FusedKernel, ReductionKernel)):
                     kernel.memo_ok = not any((at, b) in unsafe for b in kernel.out_buffers)
                 elif isinstance(kernel, AnchorKernel):
-                    stores = [b for _, b in kernel.anchor_stores]
+                    # Outputs its memo makes anew on every call may be held anywhere.
+                    stores = [b for i, b in kernel.anchor_stores
+                              if i not in kernel.fresh_outputs]
                     if kernel.epilogue is not None:
                         stores += kernel.epilogue_stores
                     kernel.memo_ok = not any((at, b) in unsafe for b in stores)

@@ -1731,18 +1731,12 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
         g = buffers.empty(x.shape, d)
         x2 = np.ascontiguousarray(x).reshape(rows, k)
         lab = np.ascontiguousarray(labels).reshape(rows)
-        g2 = g.reshape(rows, k)
-        loss = np.empty(rows, d)
-        parts = _split(lambda lo, hi: _sparse_xent_rows(x2, lab, scale, loss, g2, lo, hi),
-                       rows, 16 * rows * k)
-        if any(total < 0 for total, _ in parts):  # a label out of range: its error
+        done = _sparse_mean(x2, lab, scale, np.empty(rows, d), g.reshape(rows, k))
+        if done is None:  # a label out of range: its error
             return _reference(node, args)
-        out = [np.array(sum(total for total, _ in parts) / rows, d), g]
+        out = [np.array(done[0], d), g]
         if attrs["sum_axis"] is not None:
-            sums = parts[0][1]
-            for _, more in parts[1:]:
-                sums += more
-            out.append(sums.astype(d))
+            out.append(done[1].astype(d))
         return out
     if labels.dtype != d or labels.shape != x.shape:
         return _reference(node, args)
@@ -1752,6 +1746,66 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
     if attrs["sum_axis"] is not None:
         out.append(np.add.reduce(g.reshape(rows, k), axis=0, dtype=np.float64).astype(d))
     return out
+
+
+def _sparse_mean(x2: np.ndarray, lab: np.ndarray, scale: Any, loss: np.ndarray,
+                 g2: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """:func:`softmax_xent_mean`'s sparse case over ``[rows, classes]``: the backprop into
+    ``g2``; returns the mean loss (a float) and the backprop's column sums (float64),
+    or None when a label is out of range."""
+    rows, k = x2.shape
+    parts = _split(lambda lo, hi: _sparse_xent_rows(x2, lab, scale, loss, g2, lo, hi),
+                   rows, 16 * rows * k)
+    if any(total < 0 for total, _ in parts):
+        return None
+    sums = parts[0][1]
+    for _, more in parts[1:]:
+        sums += more
+    return sum(total for total, _ in parts) / rows, sums
+
+
+def bind_softmax_xent_mean(node: Any, args: list) -> tuple[Callable, Callable] | None:
+    """:func:`softmax_xent_mean` as a remembered call (see ``memo.Memo``) for inputs like
+    ``args``: ``(prepare, call)``, or None when the call would not take the sparse
+    labels' compiled path (or its inputs are not contiguous).
+
+    ``prepare(inputs, outs)`` binds views of the inputs and of ``outs`` (the op's
+    outputs); each ``call`` writes the backprop and its sums into ``outs`` and puts a
+    new array for the mean loss in ``outs[0]``, which may be fetched (see
+    :data:`FRESH_OUTPUTS`). A label out of range takes the reference (its error).
+    """
+    x, labels, up = args
+    d = x.dtype
+    attrs = node.attrs
+    if (attrs["xent"] != "SparseSoftmaxCrossEntropyWithLogits" or d not in _FLOATS
+            or x.ndim == 0 or up.size != 1 or up.dtype != d or x.shape[-1] == 0
+            or not x.size or labels.dtype.kind not in "iu" or labels.shape != x.shape[:-1]
+            or not x.flags.c_contiguous or not labels.flags.c_contiguous):
+        return None
+    k = x.shape[-1]
+    rows = x.size // k
+    count = np.maximum(d.type(rows) / d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    sums = attrs["sum_axis"] is not None
+
+    def prepare(ins: list, outs: list) -> tuple:
+        x, labels, up = ins
+        return (x.reshape(rows, k), labels.reshape(rows), up.reshape(-1), np.empty(rows, d),
+                outs[1].reshape(rows, k), outs, ins)
+
+    def call(bound: tuple) -> None:
+        x2, lab, up1, loss, g2, outs, ins = bound
+        done = _sparse_mean(x2, lab, up1[0] / count, loss, g2)
+        if done is None:
+            ref = _reference(node, list(ins))
+            outs[0] = ref[0]
+            for o, r in zip(outs[1:], ref[1:]):
+                o[...] = r
+            return
+        outs[0] = np.array(done[0], d)
+        if sums:
+            np.copyto(outs[2], done[1], casting="same_kind")
+
+    return prepare, call
 
 
 # --- reductions ----------------------------------------------------------------------------
@@ -1858,6 +1912,19 @@ LIBRARY: dict[str, LibraryFn] = {
 }
 """Op type -> ``fn(node, args) -> list of outputs``; each falls back to the reference
 for run-time cases it does not handle."""
+
+MEMO_BINDERS: dict[str, Callable[..., tuple | None]] = {
+    "_SoftmaxCrossEntropyMean": bind_softmax_xent_mean,
+}
+"""Op type -> ``fn(node, args) -> (prepare, call)`` or None: the op's kernel for inputs
+like ``args`` as a remembered call (``memo.Memo``) over the outputs of a call that
+just ran; see :data:`FRESH_OUTPUTS`."""
+
+FRESH_OUTPUTS: dict[str, frozenset[int]] = {
+    "_SoftmaxCrossEntropyMean": frozenset({0}),
+}
+"""Op type -> the outputs its remembered call makes anew on every call (it replaces
+them in the memo's ``outs``); the others it writes in place."""
 
 STORE_EPILOGUE: dict[str, Callable[..., list[np.ndarray] | None]] = {
     "Conv2D": conv2d_epilogue,

@@ -409,9 +409,9 @@ class ReductionKernel:
         # (see _native_split); None: never (set for a product's epilogue).
         self.native_split_min: int | None = None
 
-    def memo_stores(self) -> list[tuple[int, np.ndarray]]:
-        """``(buffer, array)`` of each output of the memo's call (see :mod:`segment`)."""
-        return list(zip(self.out_buffers, self._memo.outs))
+    def memo_stores(self) -> list[tuple[int, int]]:
+        """``(buffer, index in the memo's outs)`` per output (see :mod:`segment`)."""
+        return [(b, k) for k, b in enumerate(self.out_buffers)]
 
     @property
     def dispatchers(self) -> list[Any]:

@@ -32,7 +32,8 @@ __all__ = ["Segment", "segmentable"]
 def segmentable(kernel: Any) -> bool:
     """Whether ``kernel`` may be part of a :class:`Segment`: it may remember its calls
     (see ``CpuExecutable._enable_memos``) and says where its memo's inputs come from
-    and where its outputs go (``memo_sources``, ``memo_stores()``)."""
+    and where its memo's outputs go (``memo_sources``, ``memo_stores()``: per output,
+    its buffer and its index in the memo's ``outs``, which a call may replace)."""
     return bool(getattr(kernel, "memo_ok", False)) and hasattr(kernel, "memo_sources")
 
 
@@ -51,7 +52,7 @@ class _Group:
                                   if b not in written])
             written.update(outs)
         # (kernel, memo) per kernel, (memo, input position, buffer) per outside input,
-        # the memos in order, and (buffer, array) per output: the fast path.
+        # the memos in order, and (buffer, memo's outs, index) per output: the fast path.
         self._fast: tuple | None = None
         self.repeats = 0
 
@@ -73,8 +74,8 @@ class _Group:
                 else:
                     for m in memos:
                         m.call(m.args)
-                    for b, o in stores:
-                        env[b] = o
+                    for b, outs, k in stores:
+                        env[b] = outs[k]
                     self.repeats += 1
                     return True
         ins = []
@@ -94,7 +95,7 @@ class _Group:
                 return None
             owners.append((k, m))
             checks += [(m, i, b) for i, b in outside]
-            stores += k.memo_stores()
+            stores += [(b, m.outs, j) for b, j in k.memo_stores()]
         return owners, checks, [m for _, m in owners], stores
 
 
