@@ -442,3 +442,35 @@ def test_the_remembered_loss_is_a_new_array_every_step():
         assert xent._memo is not None
     assert len({id(a) for a, _ in kept}) == len(kept)
     assert [float(a) for a, _ in kept] == [v for _, v in kept]
+
+
+@pytest.mark.parametrize("case", ["no pool", "failed piece"])
+def test_split_epilogues_without_the_pool_or_with_a_failed_piece(case, monkeypatch):
+    # Without the native pool the epilogues run as one call; a piece whose kernel
+    # reports an error makes the whole loop run again through the dispatcher (which
+    # would raise the kernel's error): the same numbers either way.
+    from graphflow.kernels.cpu import native, pool
+
+    if case == "no pool":
+        monkeypatch.setattr(pool, "available", lambda: False)
+    else:
+        if not pool.available():
+            pytest.skip("the native pool needs Linux on x86-64/AArch64 and two threads")
+        # Pieces that do nothing and report failure: only the dispatcher's call computes.
+        from numba import cfunc, types
+
+        @cfunc(types.void(types.CPointer(types.int64)))
+        def nothing(block):
+            pass
+
+        monkeypatch.setattr(native, "trampoline", lambda ranks, ints: nothing.address)
+        monkeypatch.setattr(native.Job, "failed", lambda self: True)
+    sizes = [128] * 4
+    got, got_w, exe = _train("cpu", np.float64, "new", sizes, hidden=256)
+    want, want_w, _ = _train("reference", np.float64, "new", sizes, hidden=256)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    for a, b in zip(got_w, want_w):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    jobs = [isinstance(k.epilogue._memo.args[0], native.Job) for k in exe._kernels
+            if getattr(k, "epilogue", None) is not None and k.epilogue._memo is not None]
+    assert any(jobs) == (case == "failed piece"), jobs
