@@ -372,6 +372,8 @@ class PlanExecutable:
                 skip_to, ns[f"k{j}"] = self._segments[j]
                 lines.append(f"        k{j}(env, state)")
                 continue
+            if getattr(k, "ran_earlier", False):  # an earlier slot's kernel ran this step
+                continue
             ns[f"k{j}"] = k.run
             read = _pass_through(step, k)
             if read is None:

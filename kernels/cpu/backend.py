@@ -1342,8 +1342,10 @@ class _Done:
     """The plan slot of a step a kernel in an earlier slot already ran (the second of a
     :class:`PairKernel`, the later members of an :class:`UpdateGroupKernel`)."""
 
-    # Traces leave it out: the kernel that ran the step names its ops and has its time.
+    # Traces leave it out: the kernel that ran the step names its ops and has its time;
+    # the plan runner does not call it.
     untraced = True
+    ran_earlier = True
 
     def __init__(self, step: KernelStep) -> None:
         self.step = step
