@@ -131,3 +131,12 @@ def test_a_raising_kernel_reports_its_status():
     assert job.failed()
     assert list(job.blocks[:, -1] != 0) == [False, True]
     assert out[0] == 1.0 and out[1] == 2.0  # the first piece ran
+
+
+def test_a_job_only_when_one_overload_takes_every_piece():
+    x, out = np.arange(12.0), np.zeros(12)
+    _double(x, out)
+    assert native.job(_double, [[x[:6], out[:6]], [x[6:], out[6:]]]) is not None
+    # A strided piece (no overload for it compiled) or one of another dtype: no job.
+    assert native.job(_double, [[x[:6], out[:6]], [x[6::2], out[6::2]]]) is None
+    assert native.job(_double, [[x[:6], out[:6]], [x[6:].astype(np.float32), out[6:]]]) is None

@@ -294,18 +294,15 @@ class FusedKernel:
         if n < 2 * parts:
             return None
         bounds = [n * k // parts for k in range(parts + 1)]
-        address: list[int | None] = []
         cache_ = self._cache
 
         def prepare(args: list, outs: list) -> tuple:
             flat_args = [a.reshape(-1) for a in args[:n_in]] + [o.reshape(-1) for o in outs]
-            calls = [[a if s is None else a[lo * s:hi * s] for a, s in zip(flat_args, scales)]
-                     + extra for lo, hi in zip(bounds, bounds[1:])]
-            if not address:
-                address.append(native.kernel_address(fn, calls[0]))
-            if address[0] is None:  # not callable natively: the dispatcher, one call
+            job = native.job(fn, [[a if s is None else a[lo * s:hi * s]
+                                   for a, s in zip(flat_args, scales)] + extra
+                                  for lo, hi in zip(bounds, bounds[1:])])
+            if job is None:  # not callable natively: the dispatcher, one call
                 return None, None, flat_args + extra
-            job = native.Job(address[0], calls)
             return job, pool.Section(job.fn, job.blocks), flat_args + extra
 
         def call(bound: tuple) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import llvmlite.binding as llvm
 import numpy as np
 
-__all__ = ["Job", "kernel_address", "trampoline"]
+__all__ = ["Job", "job", "kernel_address", "trampoline"]
 
 _lock = threading.Lock()
 _trampolines: dict[tuple[tuple[int, ...], int], int] = {}
@@ -157,3 +157,12 @@ class Job:
         f = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self.fn)
         for row in self.blocks:
             f(row.ctypes.data)
+
+
+def job(dispatcher: Any, calls: Sequence[Sequence[Any]]) -> Job | None:
+    """The :class:`Job` of ``calls`` (each a piece's arguments) of a Numba kernel, or None
+    unless one overload it has compiled (or loaded) takes every piece as it is."""
+    found = {kernel_address(dispatcher, c) for c in calls}
+    if len(found) != 1 or None in found:
+        return None
+    return Job(found.pop(), calls)

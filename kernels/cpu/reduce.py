@@ -544,7 +544,6 @@ class ReductionKernel:
                  zip(g.p_inputs, call.p_views)] + ["W"] * len(g.q_inputs)
         kinds += [g.outputs[k][0] for k in range(len(self.out_dtypes))]
         fn = call.fn
-        address: list[int | None] = []
 
         def prepare(args: list[np.ndarray], outs: list[np.ndarray]) -> tuple:
             views = whole(args, outs)  # the arrays, then K0, R, K1
@@ -555,12 +554,9 @@ class ReductionKernel:
                 own = iter([v if p == 0 else extra[p - 1] for v, extra in sums])
                 calls.append([v[:, lo:hi] if kind == "P" else next(own) if kind == "R" else v
                               for v, kind in zip(views[:len(kinds)], kinds)] + [k0, hi - lo, k1])
-            if not address:
-                found = {native.kernel_address(fn, c) for c in calls}
-                address.append(found.pop() if len(found) == 1 else None)
-            if address[0] is None:  # not callable natively: the dispatcher, one call
+            job = native.job(fn, calls)
+            if job is None:  # not callable natively: the dispatcher, one call
                 return None, None, views, sums
-            job = native.Job(address[0], calls)
             return job, pool.Section(job.fn, job.blocks), views, sums
 
         def run(bound: tuple) -> None:
