@@ -376,13 +376,26 @@ def test_traced_steps_between_segment_runs():
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
 
 
+@pytest.fixture
+def two_blas_threads():
+    """The BLAS on two threads, whatever the environment says (the suite sets one)."""
+    import threadpoolctl
+
+    from graphflow.kernels.cpu import blas
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert blas.threads() == 2
+        yield
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_large_product_epilogues_run_split_over_the_native_pool(dtype):
+def test_large_product_epilogues_run_split_over_the_native_pool(dtype, two_blas_threads):
     # Epilogues of products the BLAS splits over its threads (blas.SMALL multiply-adds
     # and more: 128x256x256) run in pieces on the native pool, through trampolines into
     # the compiled loops: the bias, relu and mask after the second layer's product, and
     # the relu mask with the bias gradient's column sum after its input gradient's.
-    # The smaller products' epilogues stay one call each.
+    # The smaller products' epilogues stay one call each, and so do all of them on a
+    # BLAS of one thread.
     from graphflow.kernels.cpu import blas, native, pool
 
     assert 128 * 256 * 256 >= blas.SMALL > 128 * 256 * N_IN
@@ -402,10 +415,17 @@ def test_large_product_epilogues_run_split_over_the_native_pool(dtype):
             job = epi._memo.args[0] if epi._memo is not None else None
             split[k.anchor.name] = (isinstance(job, native.Job)
                                     and len(job.blocks) == pool.capacity())
-    on = pool.available()
+    on = pool.available() and blas.threads() > 1
     assert split == {"MatMul": False, "MatMul_1": on, "MatMul_2": False,
                      "gradients/MatMul_2_grad/MatMul": False,
                      "gradients/MatMul_1_grad/MatMul": on}, split
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        _, _, serial = _train("cpu", dtype, "new", sizes[:3], hidden=256)
+    assert not any(isinstance(getattr(k.epilogue._memo, "args", [None])[0], native.Job)
+                   for k in serial._kernels
+                   if getattr(k, "epilogue", None) is not None and k.epilogue._memo)
 
 
 def test_a_bad_label_in_a_remembered_step_raises_the_reference_error():
@@ -445,7 +465,8 @@ def test_the_remembered_loss_is_a_new_array_every_step():
 
 
 @pytest.mark.parametrize("case", ["no pool", "failed piece"])
-def test_split_epilogues_without_the_pool_or_with_a_failed_piece(case, monkeypatch):
+def test_split_epilogues_without_the_pool_or_with_a_failed_piece(case, monkeypatch,
+                                                                 two_blas_threads):
     # Without the native pool the epilogues run as one call; a piece whose kernel
     # reports an error makes the whole loop run again through the dispatcher (which
     # would raise the kernel's error): the same numbers either way.

@@ -901,17 +901,20 @@ class AnchorKernel:
 def _spread_min(anchor: Node, args: list[Any], product: Any) -> int | None:
     """The ``native_split_min`` for the epilogue of a MatMul that made ``product`` from
     ``args``: :data:`NATIVE_EPILOGUE_MIN` when the BLAS splits the product over its
-    threads (at least ``blas.SMALL`` multiply-adds), so the product is spread over the
-    cores' caches; else None. (Split after the mlp bench's 256x10x512 product, which
-    is not, a bias gradient's column sum made its step 1.7% slower; after the
-    256x512x512 one, 0.6% faster.)"""
+    threads (it has more than one, and the product has at least ``blas.SMALL``
+    multiply-adds), so the product is spread over the cores' caches; else None.
+    (Split after the mlp bench's 256x10x512 product, which is not, a bias
+    gradient's column sum made its step 1.7% slower; after the 256x512x512 one,
+    0.6% faster.)"""
     from graphflow.kernels.cpu import blas
 
     if type(product) is not np.ndarray or product.ndim != 2 or len(args) != 2:
         return None
     a = args[0]
     k = getattr(a, "shape", (0, 0))[0 if anchor.attrs.get("transpose_a") else -1]
-    return NATIVE_EPILOGUE_MIN if product.size * k >= blas.SMALL else None
+    if product.size * k < blas.SMALL or blas.threads() < 2:
+        return None
+    return NATIVE_EPILOGUE_MIN
 
 
 def _store_epilogue(anchor: Node, epilogue: list[Node], where: dict, anchor_stores: list,
