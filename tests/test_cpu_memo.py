@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import run_threads
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphflow as gf
 from graphflow.kernels.cpu import backend, reduce
@@ -495,3 +497,64 @@ def test_split_epilogues_without_the_pool_or_with_a_failed_piece(case, monkeypat
     jobs = [isinstance(k.epilogue._memo.args[0], native.Job) for k in exe._kernels
             if getattr(k, "epilogue", None) is not None and k.epilogue._memo is not None]
     assert any(jobs) == (case == "failed piece"), jobs
+
+
+def _random_training(backend_name: str, dtype: type, n_in: int, hidden: int, act: str,
+                     optimizer: str, sizes: list[int], feeds: str, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    g = gf.Graph()
+    with g.as_default():
+        x = gf.placeholder(dtype, [None, n_in])
+        y = gf.placeholder(gf.int64, [None])
+        w1 = gf.Variable((rng.standard_normal((n_in, hidden)) * 0.3).astype(dtype))
+        b1 = gf.Variable(np.full(hidden, 0.05, dtype))
+        w2 = gf.Variable((rng.standard_normal((hidden, N_OUT)) * 0.3).astype(dtype))
+        b2 = gf.Variable(np.zeros(N_OUT, dtype))
+        h = gf.matmul(x, w1) + b1
+        h = gf.nn.relu(h) if act == "relu" else gf.tanh(h)
+        loss = gf.reduce_mean(gf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=gf.matmul(h, w2) + b2))
+        opt = {"adam": gf.train.AdamOptimizer(0.01),
+               "sgd": gf.train.GradientDescentOptimizer(0.1),
+               "momentum": gf.train.MomentumOptimizer(0.05, 0.9)}[optimizer]
+        train = opt.minimize(loss)
+        init = gf.global_variables_initializer()
+    data = [(rng.standard_normal((n, n_in)).astype(dtype), rng.integers(0, N_OUT, n))
+            for n in sizes]
+    out = []
+    with gf.Session(graph=g, backend=backend_name) as s:
+        s.run(init)
+        held = {}
+        for xs, ys in data:
+            if feeds == "inplace" and xs.shape in held:
+                held[xs.shape][0][...], held[xs.shape][1][...] = xs, ys
+                xs, ys = held[xs.shape]
+            elif feeds == "inplace":
+                held[xs.shape] = (xs, ys)
+            out.append(s.run([train, loss], {x: xs, y: ys})[1])
+        out += s.run([w1, b1, w2, b2])
+    return out
+
+
+@given(dtype=st.sampled_from([np.float32, np.float64]),
+       n_in=st.sampled_from([5, 64, 300]), hidden=st.sampled_from([3, 40, 256]),
+       act=st.sampled_from(["relu", "tanh"]),
+       optimizer=st.sampled_from(["adam", "sgd", "momentum"]),
+       sizes=st.lists(st.sampled_from([1, 9, 64, 130]), min_size=3, max_size=6),
+       feeds=st.sampled_from(["new", "inplace"]), seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=12)
+def test_random_training_runs_match_the_reference(dtype, n_in, hidden, act, optimizer,
+                                                  sizes, feeds, seed):
+    # Memos made, repeated, rebound and dropped as batch sizes come and go; small loops
+    # (NumPy's, copied into memos) beside compiled ones; products large enough for the
+    # split epilogues (300x256 layers, batches of 130) on a BLAS of two threads.
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        got = _random_training("cpu", dtype, n_in, hidden, act, optimizer, sizes, feeds,
+                               seed)
+    want = _random_training("reference", dtype, n_in, hidden, act, optimizer, sizes, feeds,
+                            seed)
+    tol = 2e-3 if dtype == np.float32 else 1e-9
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
