@@ -749,7 +749,6 @@ class AnchorKernel:
 
                 self.epilogue = reduce.lower_reduction(
                     sub, ref, fast_math, min_size)  # type: ignore[arg-type]
-
                 self.fresh_epilogue = self.epilogue is not None and self.epilogue.fresh
             else:
                 body = lower_step(sub)  # type: ignore[arg-type]
@@ -776,6 +775,8 @@ class AnchorKernel:
                         if lib is not None and not epilogue else None)
         self.fresh_outputs = (library.FRESH_OUTPUTS.get(anchor.type, frozenset())
                               if self._binder is not None else frozenset())
+        # Whether a run may leave a memo (see segment.segmentable).
+        self.remembers = self._matmul or self._binder is not None
         self.memo_ok = False
         self._memo: Memo | None = None
         self._memo_stores: list[tuple[int, int]] = []  # (env buffer, memo output)

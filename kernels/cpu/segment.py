@@ -16,8 +16,9 @@ the memos that read it). Every other input is the output of an earlier memo of
 the group, the same array on every run. If they all match, the group's memos'
 calls run one after the other and their outputs are stored at the end;
 otherwise each of its kernels takes its own path, and the group learns again
-from that run. In the mlp bench step (784-512-512-10, batch 256) the two groups
-of products saved ~0.6% of the step (paired runs in one process).
+from that run. In the mlp bench step (784-512-512-10, batch 256) its nine
+products and the loss run as one group; as two groups (the products only),
+they saved ~0.6% of the step (paired runs in one process).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ __all__ = ["Segment", "segmentable"]
 
 def segmentable(kernel: Any) -> bool:
     """Whether ``kernel`` may be part of a :class:`Segment`: it may remember its calls
-    (see ``CpuExecutable._enable_memos``) and says where its memo's inputs come from
-    and where its memo's outputs go (``memo_sources``, ``memo_stores()``: per output,
-    its buffer and its index in the memo's ``outs``, which a call may replace)."""
-    return bool(getattr(kernel, "memo_ok", False)) and hasattr(kernel, "memo_sources")
+    (see ``CpuExecutable._enable_memos``; a kernel with ``remembers`` False never
+    does) and says where its memo's inputs come from and where its memo's outputs go
+    (``memo_sources``, ``memo_stores()``: per output, its buffer and its index in the
+    memo's ``outs``, which a call may replace)."""
+    return (bool(getattr(kernel, "memo_ok", False)) and hasattr(kernel, "memo_sources")
+            and getattr(kernel, "remembers", True))
 
 
 class _Group:
