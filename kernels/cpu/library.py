@@ -1715,18 +1715,15 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
       gradient's sum over the batch ``[C]`` (accumulated in float64).
     """
     x, labels, up = args
-    d = x.dtype
-    if (d not in _FLOATS or x.ndim == 0 or up.size != 1 or up.dtype != d
-            or x.shape[-1] == 0 or not x.size):
+    shape = _mean_shape(node, x, up)
+    if shape is None:
         return _reference(node, args)
     attrs = node.attrs
-    k = x.shape[-1]
-    rows = x.size // k
-    # The count and scale as the replaced ops compute them, in the dtype (NumPy scalars).
-    count = np.maximum(d.type(rows) / d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    d = x.dtype
+    rows, k, count = shape
     scale = up.reshape(-1)[0] / count
     if attrs["xent"] == "SparseSoftmaxCrossEntropyWithLogits":
-        if labels.dtype.kind not in "iu" or labels.shape != x.shape[:-1]:
+        if not _sparse_labels(x, labels):
             return _reference(node, args)
         g = buffers.empty(x.shape, d)
         x2 = np.ascontiguousarray(x).reshape(rows, k)
@@ -1746,6 +1743,26 @@ def softmax_xent_mean(node: Any, args: list) -> list[np.ndarray]:
     if attrs["sum_axis"] is not None:
         out.append(np.add.reduce(g.reshape(rows, k), axis=0, dtype=np.float64).astype(d))
     return out
+
+
+def _mean_shape(node: Any, x: np.ndarray, up: np.ndarray) -> tuple | None:
+    """``(rows, classes, count)`` of a :func:`softmax_xent_mean` call its kernels take
+    (float features with classes and rows, a one-element upstream of their dtype; the
+    count as the replaced ops compute it, a NumPy scalar of that dtype), else None."""
+    d = x.dtype
+    if (d not in _FLOATS or x.ndim == 0 or up.size != 1 or up.dtype != d
+            or x.shape[-1] == 0 or not x.size):
+        return None
+    k = x.shape[-1]
+    rows = x.size // k
+    attrs = node.attrs
+    count = np.maximum(d.type(rows) / d.type(attrs["divisor"]), d.type(attrs["floor"]))
+    return rows, k, count
+
+
+def _sparse_labels(x: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether ``labels`` are integer class indices, one per row of ``x``."""
+    return labels.dtype.kind in "iu" and labels.shape == x.shape[:-1]
 
 
 def _sparse_mean(x2: np.ndarray, lab: np.ndarray, scale: Any, loss: np.ndarray,
@@ -1775,17 +1792,14 @@ def bind_softmax_xent_mean(node: Any, args: list) -> tuple[Callable, Callable] |
     :data:`FRESH_OUTPUTS`). A label out of range takes the reference (its error).
     """
     x, labels, up = args
-    d = x.dtype
-    attrs = node.attrs
-    if (attrs["xent"] != "SparseSoftmaxCrossEntropyWithLogits" or d not in _FLOATS
-            or x.ndim == 0 or up.size != 1 or up.dtype != d or x.shape[-1] == 0
-            or not x.size or labels.dtype.kind not in "iu" or labels.shape != x.shape[:-1]
-            or not x.flags.c_contiguous or not labels.flags.c_contiguous):
+    shape = _mean_shape(node, x, up)
+    if (shape is None or node.attrs["xent"] != "SparseSoftmaxCrossEntropyWithLogits"
+            or not _sparse_labels(x, labels) or not x.flags.c_contiguous
+            or not labels.flags.c_contiguous):
         return None
-    k = x.shape[-1]
-    rows = x.size // k
-    count = np.maximum(d.type(rows) / d.type(attrs["divisor"]), d.type(attrs["floor"]))
-    sums = attrs["sum_axis"] is not None
+    d = x.dtype
+    rows, k, count = shape
+    sums = node.attrs["sum_axis"] is not None
 
     def prepare(ins: list, outs: list) -> tuple:
         x, labels, up = ins
