@@ -102,7 +102,7 @@ def test_jobs_run_the_kernel_on_slices(where):
     job = native.Job(address, [[x[a:b], y[a:b], out[a:b], 5] for a, b in zip(cuts, cuts[1:])])
     out[:] = np.nan
     if where == "pool":
-        pool.Section(job.fn, job.blocks).run()
+        assert job.run()
     else:
         job.run_here()
     np.testing.assert_array_equal(out, x * 5 + y)
@@ -131,6 +131,8 @@ def test_a_raising_kernel_reports_its_status():
     assert job.failed()
     assert list(job.blocks[:, -1] != 0) == [False, True]
     assert out[0] == 1.0 and out[1] == 2.0  # the first piece ran
+    if pool.available():
+        assert not job.run()  # the same on the pool
 
 
 def test_a_job_only_when_one_overload_takes_every_piece():

@@ -301,17 +301,12 @@ class FusedKernel:
             job = native.job(fn, [[a if s is None else a[lo * s:hi * s]
                                    for a, s in zip(flat_args, scales)] + extra
                                   for lo, hi in zip(bounds, bounds[1:])])
-            if job is None:  # not callable natively: the dispatcher, one call
-                return None, None, flat_args + extra
-            return job, pool.Section(job.fn, job.blocks), flat_args + extra
+            return job, flat_args + extra  # (no job: the dispatcher, one call)
 
         def call(bound: tuple) -> None:
-            job, section, whole = bound
-            if section is not None:
-                section.run()
-                if not job.failed():
-                    return
-            cache_.call_kernel(fn, whole)  # (a failed piece: the dispatcher's error)
+            job, whole = bound
+            if job is None or not job.run():
+                cache_.call_kernel(fn, whole)  # (a failed piece: the dispatcher's error)
 
         return prepare, call
 

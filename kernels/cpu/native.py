@@ -147,6 +147,18 @@ class Job:
             for a in args[:arrays]:
                 words += [a.ctypes.data, a.size, a.itemsize, *a.shape, *a.strides]
             row[:-1] = words + list(args[arrays:])
+        self._section: Any = None
+
+    def run(self) -> bool:
+        """Runs every call on the native pool (one section; the caller's thread takes
+        part); returns whether every kernel succeeded (False: run the whole call
+        another way, which raises its error)."""
+        if self._section is None:
+            from graphflow.kernels.cpu import pool
+
+            self._section = pool.Section(self.fn, self.blocks)
+        self._section.run()
+        return not self.failed()
 
     def failed(self) -> bool:
         """Whether some call's kernel returned an error status in the last run."""

@@ -554,20 +554,15 @@ class ReductionKernel:
                 own = iter([v if p == 0 else extra[p - 1] for v, extra in sums])
                 calls.append([v[:, lo:hi] if kind == "P" else next(own) if kind == "R" else v
                               for v, kind in zip(views[:len(kinds)], kinds)] + [k0, hi - lo, k1])
-            job = native.job(fn, calls)
-            if job is None:  # not callable natively: the dispatcher, one call
-                return None, None, views, sums
-            return job, pool.Section(job.fn, job.blocks), views, sums
+            return native.job(fn, calls), views, sums  # (no job: the dispatcher, one call)
 
         def run(bound: tuple) -> None:
-            job, section, views, sums = bound
-            if section is not None:
-                section.run()
-                if not job.failed():
-                    for total, more in sums:
-                        for part in more:
-                            np.add(total, part, out=total)
-                    return
+            job, views, sums = bound
+            if job is not None and job.run():
+                for total, more in sums:
+                    for part in more:
+                        np.add(total, part, out=total)
+                return
             cache.call_kernel(fn, views)  # (a failed piece: the dispatcher's error)
 
         return prepare, run
